@@ -1,0 +1,143 @@
+-- sched.lua: tasks and the driver that resumes them.
+--
+-- A task is a coroutine.  When it must wait (for a job, a timer, a nested
+-- map) it yields to the driver; the driver runs the libuv loop through
+-- core.step() and resumes each task whose object completed.  Lua therefore
+-- runs only here, never inside a libuv callback.  Code that is not a task
+-- (the main chunk, or a coroutine of the user's own) waits by driving the
+-- loop itself until its object completes, so pools nest and shell() works
+-- anywhere.
+local core = require("tide.core")
+
+local M = {}
+
+-- What a task yields to the driver, to tell it apart from a user's yield.
+local SUSPEND = setmetatable({}, { __name = "tide.suspend" })
+-- The value on_done gets for a task that was cancelled.
+M.CANCELLED = setmetatable({}, { __name = "tide.cancelled" })
+
+local waiters = {} -- [object] = the task waiting for it
+local finished = setmetatable({}, { __mode = "k" }) -- completed, unclaimed
+local runq, head, tail = {}, 1, 0
+local current -- the task the driver is resuming, if any
+
+local function ready(t)
+  tail = tail + 1
+  runq[tail] = t
+end
+
+-- The task whose code is running now, or nil in the main chunk.
+function M.current()
+  return current
+end
+
+-- Creates a task running fn(); on_done(task, ok, value, traceback) is
+-- called from the driver when it returns, raises or is cancelled.
+function M.spawn(fn, on_done)
+  local t = { co = coroutine.create(fn), on_done = on_done }
+  ready(t)
+  return t
+end
+
+-- Marks obj completed: its waiter becomes ready.
+function M.complete(obj)
+  local t = waiters[obj]
+  if t then
+    waiters[obj] = nil
+    t.waiting, t.on_cancel = nil, nil
+    ready(t)
+  else
+    finished[obj] = true
+  end
+end
+
+-- Stops a task: it is never resumed again.  on_cancel, given by whatever it
+-- waits for, makes that thing end soon (kill the job, cancel the submap),
+-- after which the task is closed and reported as cancelled.
+function M.cancel(t)
+  if t.cancelled then
+    return
+  end
+  t.cancelled = true
+  local on_cancel = t.on_cancel
+  if on_cancel then
+    t.on_cancel = nil
+    on_cancel()
+  end
+end
+
+local function close(t, ok, value, tb)
+  coroutine.close(t.co) -- runs the task's pending <close> variables
+  t.on_done(t, ok, value, tb)
+end
+
+local function resume(t)
+  local prev = current
+  current = t
+  local ok, res = coroutine.resume(t.co)
+  current = prev
+  if not ok then
+    close(t, false, res, debug.traceback(t.co, tostring(res)))
+  elseif coroutine.status(t.co) == "dead" then
+    t.on_done(t, true, res)
+  elseif res ~= SUSPEND then
+    close(t, false, "coroutine.yield() was called directly inside a pool task "
+      .. "(wrap your own generator in coroutine.wrap instead)")
+  end
+end
+
+-- Runs tasks and the loop until done() is true.
+function M.drive(done)
+  while not done() do
+    if head <= tail then
+      local t = runq[head]
+      runq[head] = nil
+      head = head + 1
+      if t.cancelled then
+        close(t, false, M.CANCELLED)
+      else
+        resume(t)
+      end
+    else
+      local objs = core.step()
+      if not objs then
+        error("deadlock: tasks are waiting but no job, timer or task is left "
+          .. "that could wake them", 0)
+      end
+      for i = 1, #objs do
+        M.complete(objs[i])
+      end
+    end
+  end
+end
+
+-- Waits until obj completes.  In a task this yields; elsewhere it drives.
+-- on_cancel is called if the task is cancelled meanwhile.
+function M.await(obj, on_cancel)
+  local t = current
+  if finished[obj] then
+    finished[obj] = nil
+    return
+  end
+  if t and coroutine.running() == t.co then
+    waiters[obj] = t
+    t.waiting, t.on_cancel = obj, on_cancel
+    coroutine.yield(SUSPEND)
+    return
+  end
+  M.drive(function()
+    return finished[obj]
+  end)
+  finished[obj] = nil
+end
+
+-- Sleeps the calling task (or the whole script, from the main chunk).
+function M.sleep(seconds)
+  local timer = core.timer(seconds)
+  M.await(timer, function()
+    timer:cancel()
+    M.complete(timer)
+  end)
+end
+
+return M

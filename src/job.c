@@ -1,0 +1,653 @@
+/*
+ * job.c: one process per job, in its own session and process group.
+ *
+ * Why posix_spawn and a pidfd instead of uv_spawn: uv_spawn forks, and fork
+ * gets slower as the parent's heap grows (a script holding 1 GiB of strings
+ * spawned 20x slower); glibc's posix_spawn uses CLONE_VM|CLONE_VFORK and
+ * stays flat.  The child's exit is watched with a pidfd polled by the loop,
+ * so no SIGCHLD handler and no waitpid(-1) are needed.
+ *
+ * A job completes when its leader has exited and both output pipes reached
+ * EOF.  A grandchild holding a pipe open gets TIDE_DRAIN_MS, then the whole
+ * group is killed: nothing a job started outlives the job.  The leader stays
+ * a zombie until then, so its pid (the group id) cannot be reused under us.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "tide.h"
+
+#define TIDE_DRAIN_MS 100
+#define JOB_MT "tide.job"
+
+extern char **environ;
+
+enum { OUT, ERR };
+enum { DISP_PIPE, DISP_INHERIT, DISP_NULL };
+
+struct tide_job {
+  tide_obj obj;
+  pid_t pid; /* 0 when the program could not be started */
+  int pidfd;
+  uv_poll_t poll; /* pidfd readable = the leader exited */
+  uv_pipe_t pipe[2];
+  uv_pipe_t in;
+  uv_timer_t timer; /* kill grace while running, drain bound after exit */
+  uv_write_t wreq;
+  char *in_data;
+  tide_buf buf[2];
+  int reading[2];
+  int timer_init, exited, finished;
+  int status; /* wait status, or exit code << 8 for a failed start */
+  struct rusage ru;
+  uint64_t t0, t1;
+  tide_job *prev, *next; /* running list */
+};
+
+static tide_job *running;
+static int nrunning;
+static int devnull = -1;
+/* One read buffer for every pipe: libuv calls alloc_cb, read and read_cb
+ * back to back for one stream, and everything runs on the loop thread. */
+static char scratch[65536];
+
+/* ---- signal names: results say "SIGKILL", not 9 ---- */
+
+static const struct {
+  int sig;
+  const char *name;
+} signames[] = {
+    {SIGHUP, "SIGHUP"},       {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+    {SIGILL, "SIGILL"},       {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+    {SIGBUS, "SIGBUS"},       {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+    {SIGUSR1, "SIGUSR1"},     {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+    {SIGPIPE, "SIGPIPE"},     {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+    {SIGCHLD, "SIGCHLD"},     {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},
+    {SIGTSTP, "SIGTSTP"},     {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"},
+    {SIGURG, "SIGURG"},       {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+    {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
+    {SIGIO, "SIGIO"},         {SIGPWR, "SIGPWR"},   {SIGSYS, "SIGSYS"},
+};
+
+const char *tide_signame(int sig) {
+  for (size_t i = 0; i < sizeof signames / sizeof signames[0]; i++)
+    if (signames[i].sig == sig) return signames[i].name;
+  return NULL;
+}
+
+static int signum(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER) return (int)luaL_checkinteger(L, idx);
+  const char *name = luaL_optstring(L, idx, "SIGTERM");
+  for (size_t i = 0; i < sizeof signames / sizeof signames[0]; i++)
+    if (strcmp(signames[i].name, name) == 0 ||
+        strcmp(signames[i].name + 3, name) == 0)
+      return signames[i].sig;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", name));
+}
+
+/* ---- the running list ---- */
+
+int tide_jobs_running(void) { return nrunning; }
+
+static void unlink_running(tide_job *j) {
+  if (j->prev)
+    j->prev->next = j->next;
+  else
+    running = j->next;
+  if (j->next) j->next->prev = j->prev;
+  j->prev = j->next = NULL;
+  nrunning--;
+}
+
+void tide_jobs_kill(int sig) {
+  for (tide_job *j = running; j; j = j->next)
+    kill(-j->pid, sig);
+}
+
+/* ---- completion ---- */
+
+static void close_handle(tide_job *j, uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, tide_obj_close_cb);
+  (void)j;
+}
+
+/* Reads what a pipe still holds without blocking, before it is closed. */
+static void drain(tide_job *j, int k) {
+  int fd;
+  if (uv_fileno((uv_handle_t *)&j->pipe[k], &fd) != 0) return;
+  for (;;) {
+    ssize_t n = read(fd, scratch, sizeof scratch);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    tide_buf_add(&j->buf[k], scratch, (size_t)n);
+  }
+}
+
+static void finish(tide_job *j) {
+  if (j->finished) return;
+  j->finished = 1;
+  kill(-j->pid, SIGKILL); /* whatever the job left behind in its group */
+  while (wait4(j->pid, &j->status, 0, &j->ru) < 0 && errno == EINTR) {}
+  for (int k = OUT; k <= ERR; k++) {
+    if (!j->reading[k]) continue;
+    drain(j, k);
+    j->reading[k] = 0;
+    close_handle(j, (uv_handle_t *)&j->pipe[k]);
+  }
+  if (j->timer_init) close_handle(j, (uv_handle_t *)&j->timer);
+  unlink_running(j);
+  tide_complete(&j->obj);
+}
+
+static void on_timer(uv_timer_t *t) {
+  tide_job *j = (tide_job *)t->data;
+  if (j->exited)
+    finish(j); /* drain bound reached */
+  else
+    kill(-j->pid, SIGKILL); /* kill grace over */
+}
+
+static void arm_timer(tide_job *j, uint64_t ms) {
+  if (!j->timer_init) {
+    uv_timer_init(tide_loop(), &j->timer);
+    j->timer.data = &j->obj;
+    j->obj.open_handles++;
+    j->timer_init = 1;
+  }
+  uv_timer_start(&j->timer, on_timer, ms, 0);
+}
+
+static void on_exit_poll(uv_poll_t *p, int status, int events) {
+  tide_job *j = (tide_job *)p->data;
+  (void)status;
+  (void)events;
+  j->exited = 1;
+  j->t1 = uv_hrtime();
+  close_handle(j, (uv_handle_t *)&j->poll);
+  close(j->pidfd);
+  j->pidfd = -1;
+  if (j->reading[OUT] || j->reading[ERR])
+    arm_timer(j, TIDE_DRAIN_MS);
+  else
+    finish(j);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)h;
+  (void)hint;
+  *buf = uv_buf_init(scratch, sizeof scratch);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  tide_job *j = (tide_job *)s->data;
+  int k = s == (uv_stream_t *)&j->pipe[OUT] ? OUT : ERR;
+  if (n > 0) {
+    tide_buf_add(&j->buf[k], buf->base, (size_t)n);
+    return;
+  }
+  if (n == 0) return; /* EAGAIN */
+  j->reading[k] = 0;
+  close_handle(j, (uv_handle_t *)s);
+  if (j->exited && !j->reading[OUT] && !j->reading[ERR]) finish(j);
+}
+
+static void on_stdin_written(uv_write_t *req, int status) {
+  tide_job *j = (tide_job *)req->data;
+  (void)status; /* EPIPE: the job did not read its input; that is its call */
+  free(j->in_data);
+  j->in_data = NULL;
+  close_handle(j, (uv_handle_t *)&j->in);
+}
+
+/* ---- the Lua object ---- */
+
+static tide_job *checkjob(lua_State *L) {
+  tide_obj **u = luaL_checkudata(L, 1, JOB_MT);
+  if (*u == NULL) luaL_argerror(L, 1, "job already collected");
+  return (tide_job *)*u;
+}
+
+static void job_free(tide_obj *o) {
+  tide_job *j = (tide_job *)o;
+  tide_buf_free(&j->buf[OUT]);
+  tide_buf_free(&j->buf[ERR]);
+  free(j->in_data);
+  free(j);
+}
+
+static int job_gc(lua_State *L) { return tide_obj_gc(L, JOB_MT); }
+
+/* job:result() -> code|nil, signal name|nil, elapsed seconds */
+static int job_result(lua_State *L) {
+  tide_job *j = checkjob(L);
+  if (!j->finished) return luaL_error(L, "job is still running");
+  if (WIFSIGNALED(j->status)) {
+    const char *name = tide_signame(WTERMSIG(j->status));
+    lua_pushnil(L);
+    if (name)
+      lua_pushstring(L, name);
+    else
+      lua_pushfstring(L, "SIG%d", WTERMSIG(j->status));
+  } else {
+    lua_pushinteger(L, WEXITSTATUS(j->status));
+    lua_pushnil(L);
+  }
+  lua_pushnumber(L, (double)(j->t1 - j->t0) / 1e9);
+  return 3;
+}
+
+static int job_pid(lua_State *L) {
+  tide_job *j = checkjob(L);
+  if (j->pid == 0) return 0;
+  lua_pushinteger(L, j->pid);
+  return 1;
+}
+
+/* job:usage() -> user seconds, system seconds, max RSS in KiB */
+static int job_usage(lua_State *L) {
+  tide_job *j = checkjob(L);
+  lua_pushnumber(L, j->ru.ru_utime.tv_sec + j->ru.ru_utime.tv_usec / 1e6);
+  lua_pushnumber(L, j->ru.ru_stime.tv_sec + j->ru.ru_stime.tv_usec / 1e6);
+  lua_pushinteger(L, j->ru.ru_maxrss);
+  return 3;
+}
+
+static int streamarg(lua_State *L, int idx) {
+  static const char *const names[] = {"stdout", "stderr", NULL};
+  return luaL_checkoption(L, idx, NULL, names);
+}
+
+/* job:output("stdout"|"stderr") -> everything the job wrote there */
+static int job_output(lua_State *L) {
+  tide_job *j = checkjob(L);
+  tide_buf_push(L, &j->buf[streamarg(L, 2)]);
+  return 1;
+}
+
+/* job:write(stream, fd) -> true | nil, message, errname.  Writes a stream
+ * to one of tide's own descriptors as one block; stdio is flushed first so
+ * the block lands after what the script printed. */
+static int job_write(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int k = streamarg(L, 2);
+  int fd = (int)luaL_checkinteger(L, 3);
+  fflush(NULL);
+  int rc = tide_buf_write_to(&j->buf[k], fd);
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", uv_err_name(rc), uv_strerror(rc));
+    lua_pushstring(L, uv_err_name(rc));
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* job:release(): drop the buffered output once it is no longer needed. */
+static int job_release(lua_State *L) {
+  tide_job *j = checkjob(L);
+  if (j->finished) {
+    tide_buf_free(&j->buf[OUT]);
+    tide_buf_free(&j->buf[ERR]);
+  }
+  return 0;
+}
+
+/* job:kill([sig]) -> true if the job was still running */
+static int job_kill(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int sig = signum(L, 2);
+  lua_pushboolean(L, !j->exited && j->pid > 0 && kill(-j->pid, sig) == 0);
+  return 1;
+}
+
+static void terminate(tide_job *j, uint64_t grace_ms) {
+  if (j->exited || j->pid == 0) return;
+  kill(-j->pid, SIGTERM);
+  kill(-j->pid, SIGCONT); /* a stopped job must wake up to die */
+  arm_timer(j, grace_ms);
+}
+
+/* job:terminate(grace): SIGTERM the group now, SIGKILL after grace seconds */
+static int job_terminate(lua_State *L) {
+  tide_job *j = checkjob(L);
+  lua_Number grace = luaL_optnumber(L, 2, 2.0);
+  luaL_argcheck(L, grace >= 0, 2, "grace must not be negative");
+  terminate(j, (uint64_t)(grace * 1000));
+  return 0;
+}
+
+void tide_jobs_terminate(unsigned grace_ms) {
+  for (tide_job *j = running; j; j = j->next)
+    terminate(j, grace_ms);
+}
+
+/* ---- spawning ---- */
+
+static int disposition(lua_State *L, int opts, const char *field) {
+  static const char *const names[] = {"pipe", "inherit", "null", NULL};
+  int d = DISP_PIPE;
+  if (opts && lua_getfield(L, opts, field) != LUA_TNIL) {
+    const char *s = lua_tostring(L, -1);
+    d = -1;
+    for (int i = 0; s && names[i]; i++)
+      if (strcmp(s, names[i]) == 0) d = i;
+    if (d < 0) luaL_error(L, "bad spawn option '%s'", field);
+  }
+  if (opts) lua_pop(L, 1);
+  return d;
+}
+
+/* Builds "K=V" strings: environ minus the names the table sets, plus the
+ * table's string values (false removes a variable). */
+static char **make_env(lua_State *L, int env) {
+  size_t n = 0, k = 0;
+  for (char **e = environ; *e; e++)
+    n++;
+  lua_pushnil(L);
+  while (lua_next(L, env)) {
+    n++;
+    lua_pop(L, 1);
+  }
+  char **envp = calloc(n + 1, sizeof *envp);
+  if (envp == NULL) return NULL;
+  for (char **e = environ; *e; e++) {
+    const char *eq = strchr(*e, '=');
+    if (eq == NULL) continue;
+    lua_pushlstring(L, *e, (size_t)(eq - *e));
+    int set = lua_rawget(L, env) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (!set) envp[k++] = strdup(*e);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, env)) {
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+      const char *v = lua_tostring(L, -1);
+      const char *name = lua_tostring(L, -2);
+      char *s = malloc(strlen(name) + strlen(v) + 2);
+      if (s) sprintf(s, "%s=%s", name, v);
+      envp[k++] = s;
+    }
+    lua_pop(L, 1);
+  }
+  envp[k] = NULL;
+  return envp;
+}
+
+static void free_env(char **envp) {
+  if (envp == NULL) return;
+  for (char **e = envp; *e; e++)
+    free(*e);
+  free(envp);
+}
+
+/* A program that cannot start completes at once, as a shell would report
+ * it: 127 for not found, 126 for not executable, and a message naming it. */
+static void fail_start(tide_job *j, int code, const char *what, int err,
+                       int errdisp) {
+  char msg[4200];
+  int n;
+  if (err == ENOENT && code == 127)
+    n = snprintf(msg, sizeof msg, "tide: %s: command not found\n", what);
+  else
+    n = snprintf(msg, sizeof msg, "tide: %s: %s\n", what, strerror(err));
+  if (n > (int)sizeof msg - 1) n = (int)sizeof msg - 1;
+  if (errdisp == DISP_PIPE)
+    tide_buf_add(&j->buf[ERR], msg, (size_t)n);
+  else if (errdisp == DISP_INHERIT) {
+    fflush(NULL);
+    (void)!write(2, msg, (size_t)n);
+  }
+  j->status = code << 8;
+  j->exited = j->finished = 1;
+  j->t0 = j->t1 = uv_hrtime();
+  tide_complete(&j->obj);
+}
+
+static void close_fds(int *fds, int n) {
+  for (int i = 0; i < n; i++)
+    if (fds[i] >= 0) close(fds[i]);
+}
+
+static int is_resource_error(int err) {
+  return err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM;
+}
+
+/*
+ * core.spawn(argv [, opts]) -> job | nil, message, errname
+ * opts: cwd, env (table), stdin (string), stdout/stderr ("pipe", "inherit",
+ * "null").  Resource shortages (EMFILE, EAGAIN, ENOMEM) return nil so the
+ * scheduler can wait and retry; a program that cannot start is a job that
+ * has already failed.
+ */
+int tide_job_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int opts = lua_istable(L, 2) ? 2 : 0;
+  lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, argc > 0, 1, "empty argv");
+  int disp[2] = {disposition(L, opts, "stdout"),
+                 disposition(L, opts, "stderr")};
+  const char *cwd = NULL, *in = NULL;
+  size_t inlen = 0;
+  int envidx = 0;
+  if (opts) {
+    lua_getfield(L, opts, "cwd");
+    cwd = lua_tostring(L, -1); /* kept alive by the stack slot */
+    lua_getfield(L, opts, "stdin");
+    in = lua_tolstring(L, -1, &inlen);
+    lua_getfield(L, opts, "env");
+    if (lua_istable(L, -1)) envidx = lua_gettop(L);
+  }
+
+  /* Everything that can raise a Lua error happens before any resource is
+   * taken, so an error never leaks a descriptor or a child. */
+  const char **argv =
+      lua_newuserdatauv(L, (size_t)(argc + 5) * sizeof *argv, 0);
+  argv += 3; /* room to prepend /bin/sh for ENOEXEC */
+  for (lua_Integer i = 0; i < argc; i++) {
+    /* Only strings: the table keeps them alive after the pop. */
+    if (lua_rawgeti(L, 1, i + 1) != LUA_TSTRING)
+      return luaL_argerror(L, 1, "argv items must be strings");
+    argv[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  argv[argc] = NULL;
+  tide_obj **u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = NULL;
+  luaL_setmetatable(L, JOB_MT);
+  tide_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return luaL_error(L, "out of memory");
+  *u = &j->obj;
+  j->obj.ref = LUA_NOREF;
+  j->obj.free = job_free;
+  j->pidfd = -1;
+  tide_buf_init(&j->buf[OUT]);
+  tide_buf_init(&j->buf[ERR]);
+  tide_obj_pin(L, &j->obj);
+
+  int fds[7] = {-1, -1, -1, -1,
+                -1, -1, -1}; /* out r/w, err r/w, in r/w, spare */
+  int err = 0;
+  char **envp = NULL;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+
+  if (cwd) {
+    struct stat st;
+    int e = 0;
+    if (stat(cwd, &st) != 0)
+      e = errno;
+    else if (!S_ISDIR(st.st_mode))
+      e = ENOTDIR;
+    else if (access(cwd, X_OK) != 0)
+      e = errno;
+    if (e != 0) {
+      char what[4096];
+      snprintf(what, sizeof what, "cannot change directory to '%s'", cwd);
+      fail_start(j, 127, what, e, disp[ERR]);
+      goto done;
+    }
+  }
+  if (devnull < 0 && (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
+    err = errno;
+    goto fail;
+  }
+  for (int k = OUT; k <= ERR; k++)
+    if (disp[k] == DISP_PIPE && pipe2(fds + 2 * k, O_CLOEXEC) != 0) {
+      err = errno;
+      goto fail;
+    }
+  if (in && pipe2(fds + 4, O_CLOEXEC) != 0) {
+    err = errno;
+    goto fail;
+  }
+  /* Hold a descriptor for the pidfd, so running out of descriptors is
+   * found before the job starts, never after. */
+  if ((fds[6] = fcntl(devnull, F_DUPFD_CLOEXEC, 0)) < 0) {
+    err = errno;
+    goto fail;
+  }
+  if (envidx && (envp = make_env(L, envidx)) == NULL) {
+    err = ENOMEM;
+    goto fail;
+  }
+
+  posix_spawn_file_actions_adddup2(&fa, in ? fds[4] : devnull, 0);
+  for (int k = OUT; k <= ERR; k++) {
+    int target = k == OUT ? 1 : 2;
+    int src = disp[k] == DISP_PIPE   ? fds[2 * k + 1]
+              : disp[k] == DISP_NULL ? devnull
+                                     : target;
+    posix_spawn_file_actions_adddup2(&fa, src, target);
+  }
+  if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETSIGMASK);
+
+  char **env = envp ? envp : environ;
+  err = posix_spawnp(&j->pid, argv[0], &fa, &attr, (char *const *)argv, env);
+  if (err == ENOEXEC) {
+    /* No #! line: a shell runs such a file as a script, and so do we. */
+    argv -= 3;
+    argv[0] = "/bin/sh";
+    argv[1] = "-c";
+    argv[2] = "exec \"$0\" \"$@\"";
+    err = posix_spawn(&j->pid, argv[0], &fa, &attr, (char *const *)argv, env);
+    argv += 3;
+  }
+  if (err != 0) {
+    j->pid = 0;
+    if (is_resource_error(err)) goto fail;
+    fail_start(j, err == ENOENT ? 127 : 126, argv[0], err, disp[ERR]);
+    goto done;
+  }
+
+  j->t0 = uv_hrtime();
+  close(fds[6]);
+  fds[6] = -1;
+  j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
+  if (j->pidfd < 0 || uv_poll_init(tide_loop(), &j->poll, j->pidfd) != 0) {
+    /* Cannot happen short of a kernel without pidfds: do not leave the
+     * child unwatched. */
+    err = errno ? errno : ENOSYS;
+    kill(-j->pid, SIGKILL);
+    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {}
+    j->pid = 0;
+    if (j->pidfd >= 0) close(j->pidfd);
+    j->pidfd = -1;
+    goto fail;
+  }
+  j->poll.data = &j->obj;
+  j->obj.open_handles++;
+  uv_poll_start(&j->poll, UV_READABLE, on_exit_poll);
+  for (int k = OUT; k <= ERR; k++) {
+    if (disp[k] != DISP_PIPE) continue;
+    close(fds[2 * k + 1]);
+    fds[2 * k + 1] = -1;
+    uv_pipe_init(tide_loop(), &j->pipe[k], 0);
+    j->pipe[k].data = &j->obj;
+    j->obj.open_handles++;
+    uv_pipe_open(&j->pipe[k], fds[2 * k]);
+    fds[2 * k] = -1;
+    uv_read_start((uv_stream_t *)&j->pipe[k], on_alloc, on_read);
+    j->reading[k] = 1;
+  }
+  if (in) {
+    close(fds[4]);
+    fds[4] = -1;
+    uv_pipe_init(tide_loop(), &j->in, 0);
+    j->in.data = &j->obj;
+    j->obj.open_handles++;
+    uv_pipe_open(&j->in, fds[5]);
+    fds[5] = -1;
+    if (inlen > 0 && (j->in_data = malloc(inlen)) != NULL) {
+      memcpy(j->in_data, in, inlen);
+      uv_buf_t b = uv_buf_init(j->in_data, (unsigned)inlen);
+      j->wreq.data = j;
+      uv_write(&j->wreq, (uv_stream_t *)&j->in, &b, 1, on_stdin_written);
+    } else {
+      close_handle(j, (uv_handle_t *)&j->in);
+    }
+  }
+  j->next = running;
+  if (running) running->prev = j;
+  running = j;
+  nrunning++;
+  goto done;
+
+fail:
+  /* The userdata exists but never ran: unpin it and report. */
+  close_fds(fds, 7);
+  free_env(envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref);
+  j->obj.ref = LUA_NOREF;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", uv_err_name(-err), uv_strerror(-err));
+  lua_pushstring(L, uv_err_name(-err));
+  return 3;
+
+done:
+  close_fds(fds, 7);
+  free_env(envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  return 1;
+}
+
+void tide_job_register(lua_State *L) {
+  static const luaL_Reg methods[] = {{"result", job_result},
+                                     {"pid", job_pid},
+                                     {"usage", job_usage},
+                                     {"output", job_output},
+                                     {"write", job_write},
+                                     {"release", job_release},
+                                     {"kill", job_kill},
+                                     {"terminate", job_terminate},
+                                     {NULL, NULL}};
+  luaL_newmetatable(L, JOB_MT);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, job_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}

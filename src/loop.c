@@ -1,0 +1,115 @@
+/*
+ * loop.c: the one libuv loop, the completion queue and the driver step.
+ *
+ * libuv callbacks only record state: a finished job or a fired timer is put
+ * on the completion queue.  tide_step() runs the loop once and hands the
+ * queue to the Lua driver, which resumes the tasks waiting on those objects.
+ * So Lua never runs inside a callback and uv_run is never re-entered.
+ */
+#include <signal.h>
+
+#include <lauxlib.h>
+
+#include "tide.h"
+
+static uv_loop_t loop;
+static uv_async_t wake; /* lets the signal handler interrupt uv_run */
+static tide_obj *done_head, *done_tail;
+
+uv_loop_t *tide_loop(void) { return &loop; }
+
+int tide_loop_init(lua_State *L) {
+  int rc = uv_loop_init(&loop);
+  if (rc == 0) rc = uv_async_init(&loop, &wake, NULL);
+  if (rc != 0) return rc;
+  uv_unref((uv_handle_t *)&wake); /* never keeps the loop alive */
+  tide_signal_init(L, &wake);
+  return 0;
+}
+
+void tide_complete(tide_obj *o) {
+  o->next_done = NULL;
+  if (done_tail)
+    done_tail->next_done = o;
+  else
+    done_head = o;
+  done_tail = o;
+}
+
+void tide_obj_pin(lua_State *L, tide_obj *o) {
+  lua_pushvalue(L, -1);
+  o->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void tide_obj_release(tide_obj *o) {
+  if (o->ud_gone && o->open_handles == 0) o->free(o);
+}
+
+/* __gc of every object userdata, which holds a tide_obj pointer: the C
+ * side may outlive it until libuv has closed the handles. */
+int tide_obj_gc(lua_State *L, const char *mt) {
+  tide_obj **u = luaL_checkudata(L, 1, mt);
+  if (*u) {
+    (*u)->ud_gone = 1;
+    tide_obj_release(*u);
+    *u = NULL;
+  }
+  return 0;
+}
+
+void tide_obj_close_cb(uv_handle_t *h) {
+  tide_obj *o = h->data;
+  if (o == NULL) return;
+  o->open_handles--;
+  tide_obj_release(o);
+}
+
+/*
+ * Runs the loop until something completes, then returns an array of the
+ * completed objects; returns nothing when nothing is left that could ever
+ * complete, which the driver reports as a deadlock.
+ */
+int tide_step(lua_State *L) {
+  int alive = 1;
+  if (done_head == NULL) alive = uv_run(&loop, UV_RUN_ONCE);
+  if (tide_signal_pending()) tide_die(tide_signal_pending());
+  if (done_head == NULL && !alive && !uv_loop_alive(&loop)) return 0;
+  lua_newtable(L);
+  lua_Integer n = 0;
+  while (done_head) {
+    tide_obj *o = done_head;
+    done_head = o->next_done;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, o->ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, o->ref);
+    o->ref = LUA_NOREF;
+    lua_rawseti(L, -2, ++n);
+  }
+  done_tail = NULL;
+  return 1;
+}
+
+void tide_teardown(unsigned grace_ms) {
+  if (tide_jobs_running() == 0) return;
+  tide_jobs_terminate(grace_ms);
+  int seen = tide_signal_count();
+  while (tide_jobs_running() > 0) {
+    uv_run(&loop, UV_RUN_ONCE);
+    if (tide_signal_count() != seen) { /* a second Ctrl-C: no more grace */
+      seen = tide_signal_count();
+      tide_jobs_kill(SIGKILL);
+    }
+  }
+}
+
+static void close_any(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, tide_obj_close_cb);
+}
+
+/* After lua_close: every object's userdata is gone, so closing the handles
+ * that are left frees the objects too; then the loop can close. */
+void tide_loop_close(void) {
+  uv_walk(&loop, close_any, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+}

@@ -1,0 +1,334 @@
+/*
+ * main.c: the tide host, modelled on Lua's own lua.c.
+ *
+ * Everything runs in protected mode (pmain); every chunk gets a traceback
+ * message handler; errors are reported as "tide: message".  On top of lua.c
+ * it owns the libuv loop, takes -j, and leaves the exit status to the Lua
+ * half (tide.host), which knows how many jobs failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "tide.h"
+
+#define EXIT_SCRIPT_ERROR 2
+
+static const char *progname = "tide";
+
+static void print_usage(const char *badoption) {
+  if (badoption) {
+    if (badoption[1] == 'e' || badoption[1] == 'l' || badoption[1] == 'j')
+      fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+    else
+      fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
+  }
+  fprintf(badoption ? stderr : stdout,
+          "usage: %s [options] [script [args]]\n"
+          "Runs a Lua 5.4 script with pool(n):map(fn, list) and shell(cmd).\n"
+          "Available options are:\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -l mod    require library 'mod' into global 'mod'\n"
+          "  -j N      default pool size (default: number of CPUs)\n"
+          "  -v        show version information\n"
+          "  -E        ignore environment variables (LUA_INIT, LUA_PATH...)\n"
+          "  -W        turn warnings on\n"
+          "  -h        show this help\n"
+          "  --        stop handling options\n"
+          "  -         stop handling options and run the script on stdin\n"
+          "Exit status: 0 all jobs succeeded, 1 some job failed, 2 script "
+          "error,\n128+N stopped by signal N.\n",
+          progname);
+}
+
+static void l_message(const char *msg) {
+  fflush(stdout);
+  fprintf(stderr, "%s: %s\n", progname, msg);
+  fflush(stderr);
+}
+
+static int report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (msg == NULL) msg = "(error object is not a string)";
+    l_message(msg);
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+/* Adds a traceback to the error, as lua.c does. */
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static int docall(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  int status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base);
+  return status;
+}
+
+static void print_version(void) {
+  printf("tide %s (%s, libuv %s)\n", TIDE_VERSION, LUA_RELEASE,
+         uv_version_string());
+  fflush(stdout);
+}
+
+/* arg table as in lua: script at 0, its arguments at 1.., options below 0. */
+static void createargtable(lua_State *L, char **argv, int argc, int script) {
+  if (script == argc) script = 0;
+  lua_createtable(L, argc - (script + 1), script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int dochunk(lua_State *L, int status) {
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  return report(L, status);
+}
+
+static int dostring(lua_State *L, const char *s, const char *name) {
+  return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+static int dolibrary(lua_State *L, char *globname) {
+  char *modname = strchr(globname, '=');
+  if (modname == NULL)
+    modname = globname;
+  else
+    *modname++ = '\0';
+  lua_getglobal(L, "require");
+  lua_pushstring(L, modname);
+  int status = docall(L, 1, 1);
+  if (status == LUA_OK) lua_setglobal(L, globname);
+  return report(L, status);
+}
+
+static int pushargs(lua_State *L) {
+  if (lua_getglobal(L, "arg") != LUA_TTABLE)
+    luaL_error(L, "'arg' is not a table");
+  int n = (int)luaL_len(L, -1);
+  luaL_checkstack(L, n + 3, "too many arguments to script");
+  for (int i = 1; i <= n; i++)
+    lua_rawgeti(L, -i, i);
+  lua_remove(L, -n - 1);
+  return n;
+}
+
+static int handle_script(lua_State *L, char **argv) {
+  const char *fname = argv[0];
+  if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL;
+  int status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    int n = pushargs(L);
+    status = docall(L, n, 0);
+  }
+  return report(L, status);
+}
+
+#define has_error 1
+#define has_i 2
+#define has_v 4
+#define has_e 8
+#define has_E 16
+
+static int default_jobs;
+
+/* Scans the options, as lua.c's collectargs; *first = script index. */
+static int collectargs(char **argv, int *first) {
+  int args = 0, i;
+  if (argv[0] != NULL) {
+    if (argv[0][0]) progname = "tide"; /* always report as tide */
+  } else {
+    *first = -1;
+    return 0;
+  }
+  for (i = 1; argv[i] != NULL; i++) {
+    *first = i;
+    if (argv[i][0] != '-') return args;
+    if (strcmp(argv[i], "--help") == 0) argv[i] = "-h";
+    if (strcmp(argv[i], "--version") == 0) argv[i] = "-v";
+    switch (argv[i][1]) {
+    case '-':
+      if (argv[i][2] != '\0') return has_error;
+      *first = i + 1;
+      return args;
+    case '\0':
+      return args;
+    case 'E':
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_E;
+      break;
+    case 'W':
+      if (argv[i][2] != '\0') return has_error;
+      break;
+    case 'h':
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_i; /* reused: help requested */
+      break;
+    case 'v':
+      if (argv[i][2] != '\0') return has_error;
+      args |= has_v;
+      break;
+    case 'e':
+      args |= has_e; /* FALLTHROUGH */
+    case 'l':
+    case 'j':
+      if (argv[i][2] == '\0') {
+        i++;
+        if (argv[i] == NULL || argv[i][0] == '-') return has_error;
+      }
+      break;
+    default:
+      return has_error;
+    }
+  }
+  *first = i;
+  return args;
+}
+
+/* -j N: a whole number of at least 1, or a clear complaint. */
+static int parse_jobs(const char *s) {
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || n < 1 || n > 1000000) {
+    fprintf(stderr,
+            "%s: bad value for -j: '%s' (positive whole number expected)\n",
+            progname, s);
+    return -1;
+  }
+  return (int)n;
+}
+
+static int runargs(lua_State *L, char **argv, int n) {
+  for (int i = 1; i < n; i++) {
+    int option = argv[i][1];
+    if (option != 'e' && option != 'l' && option != 'W') continue;
+    const char *extra = argv[i] + 2;
+    if (*extra == '\0' && option != 'W') extra = argv[++i];
+    if (option == 'W') {
+      lua_warning(L, "@on", 0);
+    } else if (option == 'e') {
+      if (dostring(L, extra, "=(command line)") != LUA_OK) return 0;
+    } else {
+      if (dolibrary(L, (char *)extra) != LUA_OK) return 0;
+    }
+  }
+  return 1;
+}
+
+static int handle_luainit(lua_State *L) {
+  const char *name = "=LUA_INIT_5_4";
+  const char *init = getenv(name + 1);
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return LUA_OK;
+  if (init[0] == '@') return dochunk(L, luaL_loadfile(L, init + 1));
+  return dostring(L, init, name);
+}
+
+/* Calls tide.host.<fn>(...) with nargs arguments on the stack. */
+static int call_host(lua_State *L, const char *fn, int nargs, int nres) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tide.host");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  lua_insert(L, -nargs - 1);
+  return report(L, docall(L, nargs, nres));
+}
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  int script = argc;
+  int args = collectargs(argv, &script);
+  luaL_checkversion(L);
+  lua_pushinteger(L, EXIT_SCRIPT_ERROR); /* the result unless changed */
+  if (args == has_error) {
+    print_usage(argv[script]);
+    return 1;
+  }
+  for (int i = 1; i < script; i++) {
+    if (argv[i][1] != 'j') continue;
+    const char *v = argv[i][2] ? argv[i] + 2 : argv[i + 1];
+    if ((default_jobs = parse_jobs(v)) < 0) return 1;
+  }
+  if (args & has_i) {
+    print_usage(NULL);
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if (args & has_v) print_version();
+  if (args & has_E) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaL_openlibs(L);
+  tide_preload(L, getenv("TIDE_LUADIR"));
+  createargtable(L, argv, argc, script);
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  lua_pushinteger(L, default_jobs);
+  if (call_host(L, "setup", 1, 0) != LUA_OK) return 1;
+  if (!(args & has_E) && handle_luainit(L) != LUA_OK) return 1;
+  if (!runargs(L, argv, script)) return 1;
+  if (script < argc) {
+    if (handle_script(L, argv + script) != LUA_OK) return 1;
+  } else if (!(args & (has_e | has_v))) {
+    if (isatty(0)) {
+      print_usage(NULL);
+      return 1;
+    }
+    if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK) return 1;
+  }
+  if (call_host(L, "finish", 0, 1) != LUA_OK) return 1;
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  uv_disable_stdio_inheritance();
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    l_message("cannot create state: not enough memory");
+    return EXIT_FAILURE;
+  }
+  if (tide_loop_init(L) != 0) {
+    l_message("cannot create the event loop");
+    return EXIT_FAILURE;
+  }
+  lua_gc(L, LUA_GCSTOP);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int status = lua_pcall(L, 2, 1, 0);
+  int code = EXIT_SCRIPT_ERROR;
+  if (status != LUA_OK)
+    report(L, status);
+  else if (lua_isinteger(L, -1))
+    code = (int)lua_tointeger(L, -1);
+  tide_teardown(2000);
+  lua_close(L);
+  tide_loop_close();
+  return code;
+}
