@@ -58,6 +58,8 @@ struct tide_job {
 static tide_job *running;
 static int nrunning;
 static int devnull = -1;
+static uv_signal_t sigchld; /* only where pidfd_open is missing */
+static int use_sigchld;
 /* One read buffer for every pipe: libuv calls alloc_cb, read and read_cb
  * back to back for one stream, and everything runs on the loop thread. */
 static char scratch[65536];
@@ -107,7 +109,7 @@ static void unlink_running(tide_job *j) {
     running = j->next;
   if (j->next) j->next->prev = j->prev;
   j->prev = j->next = NULL;
-  nrunning--;
+  if (--nrunning == 0 && use_sigchld) uv_unref((uv_handle_t *)&sigchld);
 }
 
 void tide_jobs_kill(int sig) {
@@ -168,19 +170,66 @@ static void arm_timer(tide_job *j, uint64_t ms) {
   uv_timer_start(&j->timer, on_timer, ms, 0);
 }
 
-static void on_exit_poll(uv_poll_t *p, int status, int events) {
-  tide_job *j = (tide_job *)p->data;
-  (void)status;
-  (void)events;
+static void exited(tide_job *j) {
   j->exited = 1;
   j->t1 = uv_hrtime();
-  close_handle(j, (uv_handle_t *)&j->poll);
-  close(j->pidfd);
-  j->pidfd = -1;
   if (j->reading[OUT] || j->reading[ERR])
     arm_timer(j, TIDE_DRAIN_MS);
   else
     finish(j);
+}
+
+static void on_exit_poll(uv_poll_t *p, int status, int events) {
+  tide_job *j = (tide_job *)p->data;
+  (void)status;
+  (void)events;
+  close_handle(j, (uv_handle_t *)&j->poll);
+  close(j->pidfd);
+  j->pidfd = -1;
+  exited(j);
+}
+
+/* Without pidfds (kernels before 5.3, valgrind): SIGCHLD says some child
+ * exited; waitid(WNOWAIT) tells which, leaving it a zombie until finish(). */
+static void on_sigchld(uv_signal_t *h, int sig) {
+  (void)h;
+  (void)sig;
+  for (tide_job *j = running, *next; j; j = next) {
+    next = j->next;
+    siginfo_t si;
+    si.si_pid = 0;
+    if (!j->exited &&
+        waitid(P_PID, (id_t)j->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        si.si_pid == j->pid)
+      exited(j);
+  }
+}
+
+/* Starts watching for the leader's exit; 0 or a negative errno. */
+static int watch(tide_job *j) {
+  if (!use_sigchld) {
+    j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
+    if (j->pidfd >= 0) {
+      int rc = uv_poll_init(tide_loop(), &j->poll, j->pidfd);
+      if (rc != 0) {
+        close(j->pidfd);
+        j->pidfd = -1;
+        return rc;
+      }
+      j->poll.data = &j->obj;
+      j->obj.open_handles++;
+      uv_poll_start(&j->poll, UV_READABLE, on_exit_poll);
+      return 0;
+    }
+    if (errno != ENOSYS) return -errno;
+    use_sigchld = 1;
+    uv_signal_init(tide_loop(), &sigchld);
+    uv_signal_start(&sigchld, on_sigchld, SIGCHLD);
+    uv_unref((uv_handle_t *)&sigchld);
+  }
+  /* The child may have exited before the handler was there: look now. */
+  uv_kill(getpid(), SIGCHLD);
+  return 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -563,21 +612,15 @@ int tide_job_spawn(lua_State *L) {
   j->t0 = uv_hrtime();
   close(fds[6]);
   fds[6] = -1;
-  j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
-  if (j->pidfd < 0 || uv_poll_init(tide_loop(), &j->poll, j->pidfd) != 0) {
-    /* Cannot happen short of a kernel without pidfds: do not leave the
+  if ((err = -watch(j)) != 0) {
+    /* Cannot happen short of running out of memory: do not leave the
      * child unwatched. */
-    err = errno ? errno : ENOSYS;
     kill(-j->pid, SIGKILL);
-    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {}
+    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
     j->pid = 0;
-    if (j->pidfd >= 0) close(j->pidfd);
-    j->pidfd = -1;
     goto fail;
   }
-  j->poll.data = &j->obj;
-  j->obj.open_handles++;
-  uv_poll_start(&j->poll, UV_READABLE, on_exit_poll);
   for (int k = OUT; k <= ERR; k++) {
     if (disp[k] != DISP_PIPE) continue;
     close(fds[2 * k + 1]);
@@ -610,7 +653,7 @@ int tide_job_spawn(lua_State *L) {
   j->next = running;
   if (running) running->prev = j;
   running = j;
-  nrunning++;
+  if (nrunning++ == 0 && use_sigchld) uv_ref((uv_handle_t *)&sigchld);
   goto done;
 
 fail:
