@@ -6,6 +6,7 @@
  * it owns the libuv loop, takes -j, and leaves the exit status to the Lua
  * half (tide.host), which knows how many jobs failed.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,8 +307,12 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* os.exit() leaves without unwinding: no job may outlive tide even then. */
+static void kill_jobs_at_exit(void) { tide_jobs_kill(SIGKILL); }
+
 int main(int argc, char **argv) {
   uv_disable_stdio_inheritance();
+  atexit(kill_jobs_at_exit);
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     l_message("cannot create state: not enough memory");
