@@ -84,11 +84,120 @@ end
 
 -- Processes whose command line contains marker (tests put a unique marker
 -- in job commands to check that nothing outlives tide).
+-- The pattern is written as a regex that does not match itself ("[t]ide..."),
+-- so the shell running pgrep, whose command line holds the pattern, is not
+-- counted.
 function M.pgrep(marker)
-  local p = io.popen("pgrep -f " .. q(marker) .. " | wc -l")
+  local first, rest = marker:sub(1, 1), marker:sub(2)
+  local pat = "[" .. first .. "]" .. rest:gsub("[%^%$%.%*%+%?%(%)%[%]%{%}|\\]", "\\%0")
+  local p = io.popen("pgrep -f " .. q(pat) .. " | wc -l")
   local n = tonumber(p:read("l"))
   p:close()
   return n
+end
+
+-- The marker every long-running test process carries in its command line.
+M.MARK = "tidetestmarker"
+
+-- Polls until no process carries marker, up to secs; returns the count left
+-- (a killed process can take a moment to leave the process table).
+function M.gone(marker, secs)
+  local deadline = M.now() + (secs or 2)
+  local n = M.pgrep(marker)
+  while n > 0 and M.now() < deadline do
+    os.execute("sleep 0.05")
+    n = M.pgrep(marker)
+  end
+  return n
+end
+
+-- Path of a `sleep` whose name carries a marker (default M.MARK), so that it
+-- shows in pgrep -f even as a grandchild: `SLEEP 100 &` inside a job.
+function M.sleeper(marker)
+  marker = marker or M.MARK
+  local dir = "/tmp/tide-test-bin"
+  local path = dir .. "/" .. marker .. "_sleep"
+  os.execute(("mkdir -p %s && ln -sf /bin/sleep %s"):format(q(dir), q(path)))
+  return path
+end
+
+-- Runs `tide script args | head -n lines`; returns {code (tide's status),
+-- out (what head printed), err (tide's stderr), secs}.
+function M.pipe_head(src, lines, opts)
+  opts = opts or {}
+  local dir = M.tmpdir()
+  local path = M.spit(dir .. "/script.lua", src)
+  local cmd = ("cd %s && t0=$(date +%%s%%N); { timeout -s KILL %d %s %s </dev/null 2>%s/err; "
+    .. "echo $? >%s/code; } | head -n %d >%s/out; echo $(( ($(date +%%s%%N) - t0) / 1000000 ))"):format(
+    q(opts.cwd or "."), opts.timeout or 60, q(M.TIDE), q(path), dir, dir, lines or 1, dir)
+  local p = io.popen("bash -c " .. q(cmd))
+  local ms = p:read("n")
+  p:close()
+  local r = {
+    code = tonumber(slurp(dir .. "/code")), out = slurp(dir .. "/out"),
+    err = slurp(dir .. "/err"), secs = ms / 1000,
+  }
+  os.execute("rm -rf " .. q(dir))
+  return r
+end
+
+-- Python driver for signal tests: starts tide with SIGINT, SIGTERM and SIGHUP
+-- at their defaults (whatever busted inherited), waits until `ready` files
+-- exist in the work directory, then sends signals, each after its delay.
+local SIGRUN = [[
+import os, signal, subprocess, sys, time
+tide, script, work, ready, plan = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+def dfl():
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+out = open(os.path.join(work, "out"), "wb")
+err = open(os.path.join(work, "err"), "wb")
+p = subprocess.Popen([tide, script], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                     cwd=work, preexec_fn=dfl)
+t0 = time.time()
+while len([f for f in os.listdir(work) if f.startswith("ready")]) < ready:
+    if p.poll() is not None or time.time() - t0 > 30:
+        break
+    time.sleep(0.02)
+ts = time.time()
+for step in plan.split(","):
+    if not step:
+        continue
+    delay, name = step.split(":")
+    time.sleep(float(delay))
+    if p.poll() is None:
+        p.send_signal(getattr(signal, "SIG" + name))
+try:
+    rc = p.wait(timeout=30)
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.wait()
+    rc = "timeout"
+if isinstance(rc, int) and rc < 0:
+    rc = 128 - rc
+print(rc, time.time() - ts)
+]]
+
+-- Runs src with tide, waits for opts.ready files named ready* in the script's
+-- working directory (the script sees it as its cwd), then sends opts.signals,
+-- a list of {delay_seconds, "TERM"|"INT"|"HUP"|"KILL"}.  Returns {code (or
+-- "timeout"), out, err, secs (from the first signal's time base to exit)}.
+function M.signal_run(src, opts)
+  local dir = M.tmpdir()
+  local path = M.spit(dir .. "/script.lua", src)
+  local steps = {}
+  for i, s in ipairs(opts.signals or {}) do
+    steps[i] = ("%g:%s"):format(s[1], s[2])
+  end
+  local cmd = ("python3 -c %s %s %s %s %d %s"):format(q(SIGRUN), q(M.TIDE), q(path), q(dir),
+    opts.ready or 0, q(table.concat(steps, ",")))
+  local p = io.popen(cmd)
+  local code = p:read("n") or p:read("l")
+  local secs = p:read("n")
+  p:close()
+  local r = { code = code, secs = secs, out = slurp(dir .. "/out"), err = slurp(dir .. "/err") }
+  os.execute("rm -rf " .. q(dir))
+  return r
 end
 
 return M

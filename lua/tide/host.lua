@@ -26,7 +26,7 @@ local function install_pipe_checks()
     end
     check_pipe(stdout:write(table.concat(parts, "\t", 1, n), "\n"))
   end
-  io.write = function(...)
+  io.write = function(...) -- luacheck: ignore 122
     return check_pipe(write(...))
   end
 end

@@ -169,6 +169,9 @@ function M.run(cmd, opts)
     r = result_without_job(cmdstr, opts.capture, msg)
   else
     sched.await(job, function()
+      -- The task is cancelled: its result is never seen, but the job
+      -- did not succeed and counts as failed.
+      stats.failed = stats.failed + 1
       job:terminate(M.KILL_GRACE)
     end)
     local code, signal, elapsed = job:result()

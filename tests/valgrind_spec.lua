@@ -1,0 +1,45 @@
+-- Runs a workout of the C half under valgrind: memory errors and leaks fail.
+-- (valgrind has no pidfd_open, so this also covers the SIGCHLD fallback.)
+local h = require("tests.helper")
+
+local has_valgrind = os.execute("command -v valgrind >/dev/null 2>&1")
+
+local workout = [[
+  local r = pool(3):map(function(i)
+    return shell({"sh", "-c", "head -c $0 /dev/zero; echo e >&2; exit $1", i * 700000, i % 2},
+                 {capture = true})
+  end, {1, 2, 3, 4})
+  assert(#r[2].stdout == 1400000 and r[1].ok == false and r[2].ok == true)
+  shell("printf 'grouped\\n'")
+  shell({"cat"}, {stdin = "fed\n", env = {X = "1"}, cwd = "/"})
+  assert(not shell("nosuch-program-xyz", {capture = true}).ok)
+  local ok = pcall(pool(2).map, pool(2), function(i) if i == 2 then error("boom") end
+    shell("sleep 5") end, {1, 2})
+  assert(not ok)
+  require("tide").sleep(0.01)
+]]
+
+describe("under valgrind", function()
+  if h.SANITIZED or not has_valgrind then
+    pending("valgrind not installed or sanitizer build")
+    return
+  end
+  it("has no memory errors or leaks in a workout of jobs, pipes, spills and cancellation", function()
+    local dir = h.tmpdir()
+    local script = h.spit(dir .. "/w.lua", workout)
+    local r = h.run({ script })
+    local cmd = ("valgrind -q --error-exitcode=99 --leak-check=full "
+      .. "--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect "
+      .. "%s %s >%s/out 2>%s/err; echo $?"):format(h.quote(h.TIDE), script, dir, dir)
+    local p = io.popen(cmd)
+    local code = p:read("n")
+    p:close()
+    local err = h.slurp(dir .. "/err"):gsub("[^\n]*syscall: 434[^\n]*\n", "")
+      :gsub("%-%-%d+%-%-[^\n]*\n", "")
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(1, r.code) -- the workout has failing jobs on purpose
+    assert.are.equal(1, code, err)
+    assert.is_nil(err:find("==%d+=="), err)
+    assert.truthy(err:find("tide: 4 of 8 jobs failed", 1, true), err)
+  end)
+end)
