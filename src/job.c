@@ -148,6 +148,8 @@ static void finish(tide_job *j) {
     close_handle(j, (uv_handle_t *)&j->pipe[k]);
   }
   if (j->timer_init) close_handle(j, (uv_handle_t *)&j->timer);
+  /* Input the job never read: cancel the write (its callback frees it). */
+  if (j->in_data) close_handle(j, (uv_handle_t *)&j->in);
   unlink_running(j);
   tide_complete(&j->obj);
 }
