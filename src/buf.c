@@ -28,6 +28,9 @@ void tide_buf_init(tide_buf *b) {
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
+    /* A signal for tide must not wait until a full pipe drains: it cuts a
+     * blocked write short (no SA_RESTART), and then we stop. */
+    if (tide_signal_pending()) return -EINTR;
     ssize_t w = write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;

@@ -46,7 +46,7 @@ int luaopen_tide_core(lua_State *L) {
                                    {"now", core_now},
                                    {"cpus", core_cpus},
                                    {"running", core_running},
-                                   {"die", core_die},
+                                   {"die", core_die},         {"resume", tide_resume},
                                    {"signame", core_signame},
                                    {NULL, NULL}};
   tide_job_register(L);

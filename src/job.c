@@ -335,6 +335,7 @@ static int job_write(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 3);
   fflush(NULL);
   int rc = tide_buf_write_to(&j->buf[k], fd);
+  if (rc == -EINTR) tide_die(tide_signal_pending()); /* stuck on a full pipe */
   if (rc < 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", uv_err_name(rc), uv_strerror(rc));
@@ -445,14 +446,10 @@ static void free_env(char **envp) {
 
 /* A program that cannot start completes at once, as a shell would report
  * it: 127 for not found, 126 for not executable, and a message naming it. */
-static void fail_start(tide_job *j, int code, const char *what, int err,
-                       int errdisp) {
+static void fail_start(tide_job *j, int code, const char *what,
+                       const char *why, int errdisp) {
   char msg[4200];
-  int n;
-  if (err == ENOENT && code == 127)
-    n = snprintf(msg, sizeof msg, "tide: %s: command not found\n", what);
-  else
-    n = snprintf(msg, sizeof msg, "tide: %s: %s\n", what, strerror(err));
+  int n = snprintf(msg, sizeof msg, "tide: %s: %s\n", what, why);
   if (n > (int)sizeof msg - 1) n = (int)sizeof msg - 1;
   if (errdisp == DISP_PIPE)
     tide_buf_add(&j->buf[ERR], msg, (size_t)n);
@@ -464,6 +461,26 @@ static void fail_start(tide_job *j, int code, const char *what, int err,
   j->exited = j->finished = 1;
   j->t0 = j->t1 = uv_hrtime();
   tide_complete(&j->obj);
+}
+
+/* posix_spawnp searches tide's own PATH; a job given another PATH is
+ * searched in that one, as execvpe and Python's subprocess do. */
+static int spawnp(pid_t *pid, const char **argv, posix_spawn_file_actions_t *fa,
+                  posix_spawnattr_t *attr, char **env) {
+  const char *want = NULL, *have = getenv("PATH");
+  for (char **e = env; env != environ && *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) want = *e + 5;
+  if (env == environ || (want && have && strcmp(want, have) == 0) ||
+      (!want && !have))
+    return posix_spawnp(pid, argv[0], fa, attr, (char *const *)argv, env);
+  char *saved = have ? strdup(have) : NULL;
+  if (want) setenv("PATH", want, 1);
+  else unsetenv("PATH");
+  int rc = posix_spawnp(pid, argv[0], fa, attr, (char *const *)argv, env);
+  if (saved) setenv("PATH", saved, 1);
+  else unsetenv("PATH");
+  free(saved);
+  return rc;
 }
 
 static void close_fds(int *fds, int n) {
@@ -548,7 +565,7 @@ int tide_job_spawn(lua_State *L) {
     if (e != 0) {
       char what[4096];
       snprintf(what, sizeof what, "cannot change directory to '%s'", cwd);
-      fail_start(j, 127, what, e, disp[ERR]);
+      fail_start(j, 127, what, strerror(e), disp[ERR]);
       goto done;
     }
   }
@@ -594,7 +611,7 @@ int tide_job_spawn(lua_State *L) {
                                       POSIX_SPAWN_SETSIGMASK);
 
   char **env = envp ? envp : environ;
-  err = posix_spawnp(&j->pid, argv[0], &fa, &attr, (char *const *)argv, env);
+  err = spawnp(&j->pid, argv, &fa, &attr, env);
   if (err == ENOEXEC) {
     /* No #! line: a shell runs such a file as a script, and so do we. */
     argv -= 3;
@@ -607,7 +624,8 @@ int tide_job_spawn(lua_State *L) {
   if (err != 0) {
     j->pid = 0;
     if (is_resource_error(err)) goto fail;
-    fail_start(j, err == ENOENT ? 127 : 126, argv[0], err, disp[ERR]);
+    fail_start(j, err == ENOENT ? 127 : 126, argv[0],
+               err == ENOENT ? "command not found" : strerror(err), disp[ERR]);
     goto done;
   }
 

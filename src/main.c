@@ -316,11 +316,13 @@ int main(int argc, char **argv) {
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     l_message("cannot create state: not enough memory");
-    return EXIT_FAILURE;
+    return EXIT_SCRIPT_ERROR;
   }
-  if (tide_loop_init(L) != 0) {
-    l_message("cannot create the event loop");
-    return EXIT_FAILURE;
+  int rc = tide_loop_init(L);
+  if (rc != 0) {
+    fprintf(stderr, "%s: cannot create the event loop: %s\n", progname,
+            uv_strerror(rc));
+    return EXIT_SCRIPT_ERROR;
   }
   lua_gc(L, LUA_GCSTOP);
   lua_pushcfunction(L, pmain);

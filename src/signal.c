@@ -13,12 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
+
 #include "tide.h"
 
 #define TIDE_KILL_GRACE_MS 2000
 
 static volatile sig_atomic_t pending, count;
 static lua_State *mainL;
+static lua_State *volatile runningL; /* the task being resumed, if any */
 static uv_async_t *volatile wakep;
 
 static void on_hook(lua_State *L, lua_Debug *ar) {
@@ -32,7 +35,33 @@ static void on_signal(int sig) {
   count++;
   uv_async_t *w = wakep;
   if (w) uv_async_send(w);
+  lua_State *co = runningL;
+  if (co) lua_sethook(co, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   lua_sethook(mainL, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/*
+ * core.resume(co) -> true, values... | false, error: coroutine.resume for
+ * the driver, which also records the running task so that a signal can
+ * interrupt a task busy in Lua code (hooks are per coroutine).
+ */
+int tide_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co != NULL, 1, "coroutine");
+  lua_State *prev = runningL;
+  int nres;
+  runningL = co;
+  int status = lua_resume(co, L, lua_gettop(L) - 1, &nres);
+  runningL = prev;
+  if (status == LUA_OK || status == LUA_YIELD) {
+    luaL_checkstack(L, nres + 1, "too many results to resume");
+    lua_pushboolean(L, 1);
+    lua_xmove(co, L, nres);
+    return nres + 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_xmove(co, L, 1);
+  return 2;
 }
 
 void tide_signal_init(lua_State *L, uv_async_t *wake) {

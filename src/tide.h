@@ -71,6 +71,7 @@ void tide_loop_close(void);
 void tide_signal_init(lua_State *L, uv_async_t *wake);
 int tide_signal_pending(void);
 int tide_signal_count(void);
+int tide_resume(lua_State *L);
 /* Terminate all jobs and exit with 128 + sig.  Never returns. */
 void tide_die(int sig);
 

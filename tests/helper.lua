@@ -3,6 +3,12 @@
 local M = {}
 
 M.TIDE = os.getenv("TIDE") or "build/tide"
+-- Absolute, so that tests may run tide from another directory.
+if M.TIDE:sub(1, 1) ~= "/" then
+  local p = io.popen("pwd")
+  M.TIDE = p:read("l") .. "/" .. M.TIDE
+  p:close()
+end
 M.SANITIZED = os.getenv("TIDE_SANITIZED") == "1"
 
 local function slurp(path)
@@ -42,6 +48,8 @@ end
 -- Runs `tide args...` with opts.stdin (string), opts.env (table), opts.sh
 -- (a shell prefix such as "ulimit -n 64;") and a hard timeout, so a hang
 -- fails the test instead of the suite.  Returns {code, out, err, secs}.
+-- opts.stdout: a path to send tide's stdout to instead (r.out is then "").
+-- opts.wrap: a command prefix for tide itself, e.g. "prlimit --nofile=13:13".
 function M.run(args, opts)
   opts = opts or {}
   local dir = M.tmpdir()
@@ -57,14 +65,17 @@ function M.run(args, opts)
   if opts.stdin then
     stdin = M.spit(dir .. "/in", opts.stdin)
   end
-  local cmd = ("cd %s && %s t0=$(date +%%s%%N); %s timeout -s KILL %d %s %s <%s >%s/out 2>%s/err; "
+  local cmd = ("cd %s && %s t0=$(date +%%s%%N); %s timeout -s KILL %d %s %s %s <%s >%s 2>%s/err; "
     .. "echo $? $(( ($(date +%%s%%N) - t0) / 1000000 ))"):format(
     q(opts.cwd or "."), opts.sh or "", table.concat(env, " "), opts.timeout or 120,
-    q(M.TIDE), table.concat(words, " "), stdin, dir, dir)
+    opts.wrap or "", q(M.TIDE), table.concat(words, " "), stdin, opts.stdout and q(opts.stdout) or dir .. "/out", dir)
   local p = io.popen(cmd)
   local code, ms = p:read("n", "n")
   p:close()
-  local r = { code = code, out = slurp(dir .. "/out"), err = slurp(dir .. "/err"), secs = ms / 1000 }
+  local r = {
+    code = code, out = opts.stdout and "" or slurp(dir .. "/out"), err = slurp(dir .. "/err"),
+    secs = ms / 1000,
+  }
   os.execute("rm -rf " .. q(dir))
   return r
 end
@@ -96,8 +107,23 @@ function M.pgrep(marker)
   return n
 end
 
--- The marker every long-running test process carries in its command line.
-M.MARK = "tidetestmarker"
+-- The marker every long-running test process carries in its command line;
+-- unique per run of the suite, so that concurrent runs do not see each
+-- other's processes.
+do
+  -- busted reloads this module for every spec file: the pid of the process
+  -- running the suite is the same for all of them
+  local f = assert(io.open("/proc/self/stat"))
+  M.TOKEN = "p" .. f:read("a"):match("^%d+")
+  f:close()
+end
+M.MARK = "tidetestmarker" .. M.TOKEN
+
+-- A separate marker, also unique per run, for a test whose leak must not be
+-- counted again by the final leftovers check.
+function M.mark(name)
+  return "tide" .. name .. "marker" .. M.TOKEN
+end
 
 -- Polls until no process carries marker, up to secs; returns the count left
 -- (a killed process can take a moment to leave the process table).
@@ -147,10 +173,13 @@ end
 local SIGRUN = [[
 import os, signal, subprocess, sys, time
 tide, script, work, ready, plan = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+wait = float(sys.argv[6])
 def dfl():
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, signal.SIG_DFL)
 out = open(os.path.join(work, "out"), "wb")
+if sys.argv[7] == "pipe":  # a pipe nobody reads: writes to it block once full
+    keep, out = os.pipe()
 err = open(os.path.join(work, "err"), "wb")
 p = subprocess.Popen([tide, script], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                      cwd=work, preexec_fn=dfl)
@@ -168,7 +197,7 @@ for step in plan.split(","):
     if p.poll() is None:
         p.send_signal(getattr(signal, "SIG" + name))
 try:
-    rc = p.wait(timeout=30)
+    rc = p.wait(timeout=wait)
 except subprocess.TimeoutExpired:
     p.kill()
     p.wait()
@@ -182,6 +211,9 @@ print(rc, time.time() - ts)
 -- working directory (the script sees it as its cwd), then sends opts.signals,
 -- a list of {delay_seconds, "TERM"|"INT"|"HUP"|"KILL"}.  Returns {code (or
 -- "timeout"), out, err, secs (from the first signal's time base to exit)}.
+-- opts.wait: seconds to wait for tide to exit after the signals (default 30)
+-- before SIGKILLing it and reporting "timeout".  opts.stdout_pipe: tide's
+-- stdout is a pipe that is never read (r.out is then "").
 function M.signal_run(src, opts)
   local dir = M.tmpdir()
   local path = M.spit(dir .. "/script.lua", src)
@@ -189,8 +221,8 @@ function M.signal_run(src, opts)
   for i, s in ipairs(opts.signals or {}) do
     steps[i] = ("%g:%s"):format(s[1], s[2])
   end
-  local cmd = ("python3 -c %s %s %s %s %d %s"):format(q(SIGRUN), q(M.TIDE), q(path), q(dir),
-    opts.ready or 0, q(table.concat(steps, ",")))
+  local cmd = ("python3 -c %s %s %s %s %d %s %g %s"):format(q(SIGRUN), q(M.TIDE), q(path), q(dir),
+    opts.ready or 0, q(table.concat(steps, ",")), opts.wait or 30, opts.stdout_pipe and "pipe" or "file")
   local p = io.popen(cmd)
   local code = p:read("n") or p:read("l")
   local secs = p:read("n")

@@ -18,6 +18,14 @@ end
 
 local function install_pipe_checks()
   local stdout, write = io.stdout, io.write
+  local methods = getmetatable(stdout).__index
+  local fwrite = methods.write
+  methods.write = function(f, ...)
+    if f == stdout then
+      return check_pipe(fwrite(f, ...))
+    end
+    return fwrite(f, ...)
+  end
   _G.print = function(...)
     local n = select("#", ...)
     local parts = { ... }

@@ -141,18 +141,34 @@ local function start(st, item)
   st.tasks[t] = true
 end
 
+-- The map whose list can be pulled now: an iterator may itself run jobs,
+-- and while it waits other tasks finish and ask for more; a second pull
+-- from the same list then must wait, or items would come out of order.
+local function next_map(queue)
+  for i = 1, #queue do
+    if not queue[i].pulling then
+      return queue[i]
+    end
+  end
+end
+
 -- Starts items while the pool has free slots.
 function fill(pool)
   local queue = pool.queue
-  while pool.active < pool.size and queue[1] do
-    local st = queue[1]
+  while pool.active < pool.size do
+    local st = next_map(queue)
+    if not st then
+      return
+    end
+    st.pulling = true
     local ok, item, present = pcall(st.pull)
+    st.pulling = false
     if not ok then
       fail(st, "map: the list iterator raised an error: " .. tostring(item))
       maybe_finish(st)
     elseif not present then
       st.exhausted = true
-      table.remove(queue, 1)
+      remove(queue, st)
       maybe_finish(st)
     else
       start(st, item)

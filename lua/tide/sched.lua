@@ -74,7 +74,7 @@ end
 local function resume(t)
   local prev = current
   current = t
-  local ok, res = coroutine.resume(t.co)
+  local ok, res = core.resume(t.co)
   current = prev
   if not ok then
     close(t, false, res, debug.traceback(t.co, tostring(res)))

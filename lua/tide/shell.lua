@@ -18,12 +18,13 @@ local OPTIONS = {
   env = "table",
 }
 
--- Words that only a shell understands: a command starting with one of them
--- goes to /bin/sh even when it has no special characters (as make does).
+-- Words that only a shell understands, or that its builtins treat unlike
+-- the programs of the same name (echo -e, pwd and symlinks): a command
+-- starting with one goes to /bin/sh even with no special characters.
 local SHELL_WORDS = {}
 for w in ([[! . : [[ alias bg break case cd command continue declare do done
-  elif else esac eval exec exit export fc fg fi for function getopts hash if
-  in jobs kill let local logout popd pushd read readonly return select set
+  echo elif else esac eval exec exit export fc fg fi for function getopts hash if
+  in jobs kill let local logout popd printf pushd pwd read readonly return select set
   shift source suspend test then time times trap type typeset ulimit umask
   unalias unset until wait while { }]]):gmatch("%S+") do
   SHELL_WORDS[w] = true
@@ -55,8 +56,9 @@ local function quote(s)
 end
 M.quote = quote
 
-local function argerror(n, msg)
-  error(("bad argument #%d to 'shell' (%s)"):format(n, msg), 3)
+-- level: 3 from run itself, 4 from the checks it calls.
+local function argerror(n, msg, level)
+  error(("bad argument #%d to 'shell' (%s)"):format(n, msg), level or 4)
 end
 
 local function check_argv(cmd)
@@ -146,16 +148,17 @@ local function emit(job)
 end
 
 function M.run(cmd, opts)
+  opts = check_opts(opts)
   local argv, cmdstr
   local tc = type(cmd)
   if tc == "string" then
-    argv, cmdstr = argv_of(cmd), cmd
+    -- sh also sets PWD when it runs in another directory.
+    argv, cmdstr = opts.cwd and { "/bin/sh", "-c", cmd } or argv_of(cmd), cmd
   elseif tc == "table" then
     argv, cmdstr = check_argv(cmd)
   else
-    argerror(1, "string or argv table expected, got " .. tc)
+    argerror(1, "string or argv table expected, got " .. tc, 3)
   end
-  opts = check_opts(opts)
   local spec
   if opts.cwd or opts.env or opts.stdin then
     spec = { cwd = opts.cwd, env = opts.env, stdin = opts.stdin }
