@@ -102,6 +102,12 @@ static int signum(lua_State *L, int idx) {
 
 int tide_jobs_running(void) { return nrunning; }
 
+int tide_job_owns(pid_t pid) {
+  for (tide_job *j = running; j; j = j->next)
+    if (j->pid == pid) return 1;
+  return 0;
+}
+
 static void unlink_running(tide_job *j) {
   if (j->prev)
     j->prev->next = j->next;

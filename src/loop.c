@@ -24,6 +24,7 @@ int tide_loop_init(lua_State *L) {
   if (rc != 0) return rc;
   uv_unref((uv_handle_t *)&wake); /* never keeps the loop alive */
   tide_signal_init(L, &wake);
+  tide_reaper_init();
   return 0;
 }
 
@@ -89,7 +90,10 @@ int tide_step(lua_State *L) {
 }
 
 void tide_teardown(unsigned grace_ms) {
-  if (tide_jobs_running() == 0) return;
+  if (tide_jobs_running() == 0) {
+    tide_reaper_kill_all();
+    return;
+  }
   tide_jobs_terminate(grace_ms);
   int seen = tide_signal_count();
   while (tide_jobs_running() > 0) {
@@ -99,6 +103,7 @@ void tide_teardown(unsigned grace_ms) {
       tide_jobs_kill(SIGKILL);
     }
   }
+  tide_reaper_kill_all();
 }
 
 static void close_any(uv_handle_t *h, void *arg) {

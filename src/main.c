@@ -308,7 +308,10 @@ static int pmain(lua_State *L) {
 }
 
 /* os.exit() leaves without unwinding: no job may outlive tide even then. */
-static void kill_jobs_at_exit(void) { tide_jobs_kill(SIGKILL); }
+static void kill_jobs_at_exit(void) {
+  tide_jobs_kill(SIGKILL);
+  tide_reaper_kill_all();
+}
 
 int main(int argc, char **argv) {
   uv_disable_stdio_inheritance();

@@ -86,6 +86,14 @@ void tide_jobs_terminate(unsigned grace_ms);
 void tide_jobs_kill(int sig);
 const char *tide_signame(int sig);
 
+/* True if pid is the leader of a job that has not finished. */
+int tide_job_owns(pid_t pid);
+
+/* ---- reaper.c: orphans of jobs, re-parented to tide ---- */
+
+void tide_reaper_init(void);
+void tide_reaper_kill_all(void);
+
 /* ---- timer.c ---- */
 
 int tide_timer_new(lua_State *L);
