@@ -6,11 +6,18 @@
  * queue to the Lua driver, which resumes the tasks waiting on those objects.
  * So Lua never runs inside a callback and uv_run is never re-entered.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
 #include "tide.h"
+
+/* What uv_loop_init and our async handle open: epoll, libuv's global and
+ * per-loop signal pipes, the async eventfd. */
+#define LOOP_FDS 6
 
 static uv_loop_t loop;
 static uv_async_t wake; /* lets the signal handler interrupt uv_run */
@@ -18,8 +25,22 @@ static tide_obj *done_head, *done_tail;
 
 uv_loop_t *tide_loop(void) { return &loop; }
 
+/* libuv aborts when it cannot make its signal pipes; a process started
+ * with almost no free descriptors must get a message instead. */
+static int enough_descriptors(void) {
+  int fds[LOOP_FDS], n, rc = 0;
+  for (n = 0; n < LOOP_FDS; n++)
+    if ((fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+      rc = -errno;
+      break;
+    }
+  while (n > 0) close(fds[--n]);
+  return rc;
+}
+
 int tide_loop_init(lua_State *L) {
-  int rc = uv_loop_init(&loop);
+  int rc = enough_descriptors();
+  if (rc == 0) rc = uv_loop_init(&loop);
   if (rc == 0) rc = uv_async_init(&loop, &wake, NULL);
   if (rc != 0) return rc;
   uv_unref((uv_handle_t *)&wake); /* never keeps the loop alive */
