@@ -325,6 +325,7 @@ int main(int argc, char **argv) {
   if (rc != 0) {
     fprintf(stderr, "%s: cannot create the event loop: %s\n", progname,
             uv_strerror(rc));
+    lua_close(L);
     return EXIT_SCRIPT_ERROR;
   }
   lua_gc(L, LUA_GCSTOP);
