@@ -713,10 +713,5 @@ void tide_job_register(lua_State *L) {
                                      {"kill", job_kill},
                                      {"terminate", job_terminate},
                                      {NULL, NULL}};
-  luaL_newmetatable(L, JOB_MT);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, job_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  tide_obj_class(L, JOB_MT, methods, job_gc);
 }

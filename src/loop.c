@@ -79,6 +79,18 @@ int tide_obj_gc(lua_State *L, const char *mt) {
   return 0;
 }
 
+/* Registers the metatable of an object class: methods and a __gc. */
+void tide_obj_class(lua_State *L, const char *mt, const luaL_Reg *methods,
+                    lua_CFunction gc) {
+  luaL_newmetatable(L, mt);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
 void tide_obj_close_cb(uv_handle_t *h) {
   tide_obj *o = h->data;
   if (o == NULL) return;

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <uv.h>
 
@@ -60,6 +61,8 @@ void tide_obj_pin(lua_State *L, tide_obj *o);
 void tide_obj_close_cb(uv_handle_t *h);
 void tide_obj_release(tide_obj *o);
 int tide_obj_gc(lua_State *L, const char *mt);
+void tide_obj_class(lua_State *L, const char *mt, const luaL_Reg *methods,
+                    lua_CFunction gc);
 int tide_step(lua_State *L);
 /* Terminate every running job (SIGTERM, SIGKILL after grace_ms), wait for
  * all of them, then return.  Used at exit and on signals. */

@@ -64,10 +64,5 @@ static int timer_gc(lua_State *L) { return tide_obj_gc(L, TIMER_MT); }
 
 void tide_timer_register(lua_State *L) {
   static const luaL_Reg methods[] = {{"cancel", timer_cancel}, {NULL, NULL}};
-  luaL_newmetatable(L, TIMER_MT);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, timer_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  tide_obj_class(L, TIMER_MT, methods, timer_gc);
 }
