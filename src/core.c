@@ -40,15 +40,12 @@ static int core_signame(lua_State *L) {
 }
 
 int luaopen_tide_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"spawn", tide_job_spawn},
-                                   {"step", tide_step},
-                                   {"timer", tide_timer_new},
-                                   {"now", core_now},
-                                   {"cpus", core_cpus},
-                                   {"running", core_running},
-                                   {"die", core_die},         {"resume", tide_resume},
-                                   {"signame", core_signame},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"spawn", tide_job_spawn}, {"step", tide_step},
+      {"timer", tide_timer_new}, {"now", core_now},
+      {"cpus", core_cpus},       {"running", core_running},
+      {"die", core_die},         {"resume", tide_resume},
+      {"signame", core_signame}, {NULL, NULL}};
   tide_job_register(L);
   tide_timer_register(L);
   luaL_newlib(L, funcs);

@@ -452,8 +452,8 @@ static void free_env(char **envp) {
 
 /* A program that cannot start completes at once, as a shell would report
  * it: 127 for not found, 126 for not executable, and a message naming it. */
-static void fail_start(tide_job *j, int code, const char *what,
-                       const char *why, int errdisp) {
+static void fail_start(tide_job *j, int code, const char *what, const char *why,
+                       int errdisp) {
   char msg[4200];
   int n = snprintf(msg, sizeof msg, "tide: %s: %s\n", what, why);
   if (n > (int)sizeof msg - 1) n = (int)sizeof msg - 1;
@@ -480,11 +480,15 @@ static int spawnp(pid_t *pid, const char **argv, posix_spawn_file_actions_t *fa,
       (!want && !have))
     return posix_spawnp(pid, argv[0], fa, attr, (char *const *)argv, env);
   char *saved = have ? strdup(have) : NULL;
-  if (want) setenv("PATH", want, 1);
-  else unsetenv("PATH");
+  if (want)
+    setenv("PATH", want, 1);
+  else
+    unsetenv("PATH");
   int rc = posix_spawnp(pid, argv[0], fa, attr, (char *const *)argv, env);
-  if (saved) setenv("PATH", saved, 1);
-  else unsetenv("PATH");
+  if (saved)
+    setenv("PATH", saved, 1);
+  else
+    unsetenv("PATH");
   free(saved);
   return rc;
 }
@@ -642,8 +646,7 @@ int tide_job_spawn(lua_State *L) {
     /* Cannot happen short of running out of memory: do not leave the
      * child unwatched. */
     kill(-j->pid, SIGKILL);
-    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {}
     j->pid = 0;
     goto fail;
   }

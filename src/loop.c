@@ -34,7 +34,8 @@ static int enough_descriptors(void) {
       rc = -errno;
       break;
     }
-  while (n > 0) close(fds[--n]);
+  while (n > 0)
+    close(fds[--n]);
   return rc;
 }
 

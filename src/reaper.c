@@ -49,15 +49,13 @@ static int each_orphan(void (*fn)(pid_t)) {
 }
 
 static void reap(pid_t pid) {
-  while (waitpid(pid, NULL, WNOHANG) < 0 && errno == EINTR) {
-  }
+  while (waitpid(pid, NULL, WNOHANG) < 0 && errno == EINTR) {}
 }
 
 static void kill_and_reap(pid_t pid) {
   kill(-pid, SIGKILL); /* it may lead a group or session of its own */
   kill(pid, SIGKILL);
-  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
 }
 
 static void on_timer(uv_timer_t *t) {

@@ -36,7 +36,8 @@ static void on_signal(int sig) {
   uv_async_t *w = wakep;
   if (w) uv_async_send(w);
   lua_State *co = runningL;
-  if (co) lua_sethook(co, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (co)
+    lua_sethook(co, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   lua_sethook(mainL, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
