@@ -7,6 +7,10 @@
  *   bench-floor uv N P cmd [args...]      uv_spawn + a libuv loop
  *                                         (only when built with -DHAVE_UV)
  *
+ * With FLOOR_HOLD_MIB=M in the environment it first allocates and touches
+ * M MiB, then writes "ready" to stderr, and "done" when the runs are over
+ * (scripts/bench times between the two, as it does for tide in W1h).
+ *
  * Exit status: 0 all runs succeeded, 1 some failed, 2 usage or spawn error.
  * Built by scripts/bench into a temporary directory; not part of tide.
  */
@@ -110,10 +114,32 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench-floor: bad N or P\n");
     return 2;
   }
-  if (strcmp(argv[1], "spawn") == 0) return run_spawn(n, p, argv + 4);
+  const char *hold = getenv("FLOOR_HOLD_MIB");
+  char *mem = NULL;
+  if (hold && atol(hold) > 0) {
+    size_t size = (size_t)atol(hold) << 20;
+    mem = malloc(size);
+    if (!mem) {
+      perror("bench-floor: malloc");
+      return 2;
+    }
+    for (size_t i = 0; i < size; i += 4096) mem[i] = (char)(i >> 12);
+    fputs("ready\n", stderr);
+  }
+  int rc;
+  if (strcmp(argv[1], "spawn") == 0) {
+    rc = run_spawn(n, p, argv + 4);
 #ifdef HAVE_UV
-  if (strcmp(argv[1], "uv") == 0) return run_uv(n, p, argv + 4);
+  } else if (strcmp(argv[1], "uv") == 0) {
+    rc = run_uv(n, p, argv + 4);
 #endif
-  fprintf(stderr, "bench-floor: unknown or unavailable mode '%s'\n", argv[1]);
-  return 2;
+  } else {
+    fprintf(stderr, "bench-floor: unknown or unavailable mode '%s'\n", argv[1]);
+    return 2;
+  }
+  if (mem) {
+    fputs("done\n", stderr);
+    free(mem);
+  }
+  return rc;
 }
