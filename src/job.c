@@ -1,21 +1,17 @@
 /*
- * job.c: one process per job, in its own session and process group.
+ * job.c: one process per job, in its own session and process group, and
+ * the Lua object that stands for it.
  *
- * Why posix_spawn and a pidfd instead of uv_spawn: uv_spawn forks, and fork
- * gets slower as the parent's heap grows (a script holding 1 GiB of strings
- * spawned 20x slower); glibc's posix_spawn uses CLONE_VM|CLONE_VFORK and
- * stays flat.  The child's exit is watched with a pidfd polled by the loop,
- * so no SIGCHLD handler and no waitpid(-1) are needed.
- *
- * A job completes when its leader has exited and both output pipes reached
- * EOF.  A grandchild holding a pipe open gets TIDE_DRAIN_MS, then the whole
- * group is killed: nothing a job started outlives the job.  The leader stays
- * a zombie until then, so its pid (the group id) cannot be reused under us.
+ * The child's exit is watched with a pidfd polled by the loop, so no
+ * SIGCHLD handler and no waitpid(-1) are needed.  A job completes when its
+ * leader has exited and both output pipes reached EOF.  A grandchild
+ * holding a pipe open gets TIDE_DRAIN_MS, then the whole group is killed:
+ * nothing a job started outlives the job.  The leader stays a zombie until
+ * then, so its pid (the group id) cannot be reused under us.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +26,6 @@
 
 #define TIDE_DRAIN_MS 100
 #define JOB_MT "tide.job"
-
-extern char **environ;
 
 enum { OUT, ERR };
 enum { DISP_PIPE, DISP_INHERIT, DISP_NULL };
@@ -48,7 +42,7 @@ struct tide_job {
   char *in_data;
   tide_buf buf[2];
   int reading[2];
-  int timer_init, exited, finished;
+  int timer_init, exited, finished, by_sigchld;
   int status; /* wait status, or exit code << 8 for a failed start */
   struct rusage ru;
   uint64_t t0, t1;
@@ -58,8 +52,8 @@ struct tide_job {
 static tide_job *running;
 static int nrunning;
 static int devnull = -1;
-static uv_signal_t sigchld; /* only where pidfd_open is missing */
-static int use_sigchld;
+static uv_signal_t sigchld; /* only for jobs without a pidfd */
+static int sigchld_ready, no_pidfd, nby_sigchld;
 /* One read buffer for every pipe: libuv calls alloc_cb, read and read_cb
  * back to back for one stream, and everything runs on the loop thread. */
 static char scratch[65536];
@@ -115,7 +109,7 @@ static void unlink_running(tide_job *j) {
     running = j->next;
   if (j->next) j->next->prev = j->prev;
   j->prev = j->next = NULL;
-  if (--nrunning == 0 && use_sigchld) uv_unref((uv_handle_t *)&sigchld);
+  nrunning--;
 }
 
 void tide_jobs_kill(int sig) {
@@ -180,6 +174,7 @@ static void arm_timer(tide_job *j, uint64_t ms) {
 
 static void exited(tide_job *j) {
   j->exited = 1;
+  if (j->by_sigchld && --nby_sigchld == 0) uv_unref((uv_handle_t *)&sigchld);
   j->t1 = uv_hrtime();
   if (j->reading[OUT] || j->reading[ERR])
     arm_timer(j, TIDE_DRAIN_MS);
@@ -197,8 +192,9 @@ static void on_exit_poll(uv_poll_t *p, int status, int events) {
   exited(j);
 }
 
-/* Without pidfds (kernels before 5.3, valgrind): SIGCHLD says some child
- * exited; waitid(WNOWAIT) tells which, leaving it a zombie until finish(). */
+/* Without a pidfd (kernels before 5.3, valgrind, or no descriptor left):
+ * SIGCHLD says some child exited; waitid(WNOWAIT) tells which, leaving it
+ * a zombie until finish(). */
 static void on_sigchld(uv_signal_t *h, int sig) {
   (void)h;
   (void)sig;
@@ -206,38 +202,44 @@ static void on_sigchld(uv_signal_t *h, int sig) {
     next = j->next;
     siginfo_t si;
     si.si_pid = 0;
-    if (!j->exited &&
+    if (j->by_sigchld && !j->exited &&
         waitid(P_PID, (id_t)j->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
         si.si_pid == j->pid)
       exited(j);
   }
 }
 
-/* Starts watching for the leader's exit; 0 or a negative errno. */
-static int watch(tide_job *j) {
-  if (!use_sigchld) {
-    j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
-    if (j->pidfd >= 0) {
-      int rc = uv_poll_init(tide_loop(), &j->poll, j->pidfd);
-      if (rc != 0) {
-        close(j->pidfd);
-        j->pidfd = -1;
-        return rc;
-      }
-      j->poll.data = &j->obj;
-      j->obj.open_handles++;
-      uv_poll_start(&j->poll, UV_READABLE, on_exit_poll);
-      return 0;
-    }
-    if (errno != ENOSYS) return -errno;
-    use_sigchld = 1;
+static void watch_by_sigchld(tide_job *j) {
+  if (!sigchld_ready) {
     uv_signal_init(tide_loop(), &sigchld);
     uv_signal_start(&sigchld, on_sigchld, SIGCHLD);
     uv_unref((uv_handle_t *)&sigchld);
+    sigchld_ready = 1;
   }
+  j->by_sigchld = 1;
+  if (nby_sigchld++ == 0) uv_ref((uv_handle_t *)&sigchld);
   /* The child may have exited before the handler was there: look now. */
   uv_kill(getpid(), SIGCHLD);
-  return 0;
+}
+
+/* Starts watching for the leader's exit. */
+static void watch(tide_job *j) {
+  if (!no_pidfd) {
+    j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
+    if (j->pidfd >= 0) {
+      if (uv_poll_init(tide_loop(), &j->poll, j->pidfd) == 0) {
+        j->poll.data = &j->obj;
+        j->obj.open_handles++;
+        uv_poll_start(&j->poll, UV_READABLE, on_exit_poll);
+        return;
+      }
+      close(j->pidfd);
+      j->pidfd = -1;
+    } else if (errno == ENOSYS) {
+      no_pidfd = 1;
+    }
+  }
+  watch_by_sigchld(j);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -407,48 +409,6 @@ static int disposition(lua_State *L, int opts, const char *field) {
   return d;
 }
 
-/* Builds "K=V" strings: environ minus the names the table sets, plus the
- * table's string values (false removes a variable). */
-static char **make_env(lua_State *L, int env) {
-  size_t n = 0, k = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  lua_pushnil(L);
-  while (lua_next(L, env)) {
-    n++;
-    lua_pop(L, 1);
-  }
-  char **envp = calloc(n + 1, sizeof *envp);
-  if (envp == NULL) return NULL;
-  for (char **e = environ; *e; e++) {
-    const char *eq = strchr(*e, '=');
-    if (eq == NULL) continue;
-    lua_pushlstring(L, *e, (size_t)(eq - *e));
-    int set = lua_rawget(L, env) != LUA_TNIL;
-    lua_pop(L, 1);
-    if (!set) envp[k++] = strdup(*e);
-  }
-  lua_pushnil(L);
-  while (lua_next(L, env)) {
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-      const char *v = lua_tostring(L, -1);
-      const char *name = lua_tostring(L, -2);
-      char *s = malloc(strlen(name) + strlen(v) + 2);
-      if (s) sprintf(s, "%s=%s", name, v);
-      envp[k++] = s;
-    }
-    lua_pop(L, 1);
-  }
-  envp[k] = NULL;
-  return envp;
-}
-
-static void free_env(char **envp) {
-  if (envp == NULL) return;
-  for (char **e = envp; *e; e++)
-    free(*e);
-  free(envp);
-}
 
 /* A program that cannot start completes at once, as a shell would report
  * it: 127 for not found, 126 for not executable, and a message naming it. */
@@ -467,30 +427,6 @@ static void fail_start(tide_job *j, int code, const char *what, const char *why,
   j->exited = j->finished = 1;
   j->t0 = j->t1 = uv_hrtime();
   tide_complete(&j->obj);
-}
-
-/* posix_spawnp searches tide's own PATH; a job given another PATH is
- * searched in that one, as execvpe and Python's subprocess do. */
-static int spawnp(pid_t *pid, const char **argv, posix_spawn_file_actions_t *fa,
-                  posix_spawnattr_t *attr, char **env) {
-  const char *want = NULL, *have = getenv("PATH");
-  for (char **e = env; env != environ && *e; e++)
-    if (strncmp(*e, "PATH=", 5) == 0) want = *e + 5;
-  if (env == environ || (want && have && strcmp(want, have) == 0) ||
-      (!want && !have))
-    return posix_spawnp(pid, argv[0], fa, attr, (char *const *)argv, env);
-  char *saved = have ? strdup(have) : NULL;
-  if (want)
-    setenv("PATH", want, 1);
-  else
-    unsetenv("PATH");
-  int rc = posix_spawnp(pid, argv[0], fa, attr, (char *const *)argv, env);
-  if (saved)
-    setenv("PATH", saved, 1);
-  else
-    unsetenv("PATH");
-  free(saved);
-  return rc;
 }
 
 static void close_fds(int *fds, int n) {
@@ -530,9 +466,7 @@ int tide_job_spawn(lua_State *L) {
 
   /* Everything that can raise a Lua error happens before any resource is
    * taken, so an error never leaks a descriptor or a child. */
-  const char **argv =
-      lua_newuserdatauv(L, (size_t)(argc + 5) * sizeof *argv, 0);
-  argv += 3; /* room to prepend /bin/sh for ENOEXEC */
+  const char **argv = lua_newuserdatauv(L, (size_t)(argc + 1) * sizeof *argv, 0);
   for (lua_Integer i = 0; i < argc; i++) {
     /* Only strings: the table keeps them alive after the pop. */
     if (lua_rawgeti(L, 1, i + 1) != LUA_TSTRING)
@@ -554,14 +488,9 @@ int tide_job_spawn(lua_State *L) {
   tide_buf_init(&j->buf[ERR]);
   tide_obj_pin(L, &j->obj);
 
-  int fds[7] = {-1, -1, -1, -1,
-                -1, -1, -1}; /* out r/w, err r/w, in r/w, spare */
+  int fds[6] = {-1, -1, -1, -1, -1, -1}; /* out r/w, err r/w, in r/w */
   int err = 0;
   char **envp = NULL;
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
 
   if (cwd) {
     struct stat st;
@@ -592,47 +521,17 @@ int tide_job_spawn(lua_State *L) {
     err = errno;
     goto fail;
   }
-  /* Hold a descriptor for the pidfd, so running out of descriptors is
-   * found before the job starts, never after. */
-  if ((fds[6] = fcntl(devnull, F_DUPFD_CLOEXEC, 0)) < 0) {
-    err = errno;
-    goto fail;
-  }
-  if (envidx && (envp = make_env(L, envidx)) == NULL) {
+  if (envidx && (envp = tide_spawn_env(L, envidx)) == NULL) {
     err = ENOMEM;
     goto fail;
   }
 
-  posix_spawn_file_actions_adddup2(&fa, in ? fds[4] : devnull, 0);
-  for (int k = OUT; k <= ERR; k++) {
-    int target = k == OUT ? 1 : 2;
-    int src = disp[k] == DISP_PIPE   ? fds[2 * k + 1]
-              : disp[k] == DISP_NULL ? devnull
-                                     : target;
-    posix_spawn_file_actions_adddup2(&fa, src, target);
-  }
-  if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETSIGMASK);
-
-  char **env = envp ? envp : environ;
-  err = spawnp(&j->pid, argv, &fa, &attr, env);
-  if (err == ENOEXEC) {
-    /* No #! line: a shell runs such a file as a script, and so do we. */
-    argv -= 3;
-    argv[0] = "/bin/sh";
-    argv[1] = "-c";
-    argv[2] = "exec \"$0\" \"$@\"";
-    err = posix_spawn(&j->pid, argv[0], &fa, &attr, (char *const *)argv, env);
-    argv += 3;
-  }
+  tide_spawn_opts so = {argv, envp, cwd, {in ? fds[4] : devnull, 1, 2}};
+  for (int k = OUT; k <= ERR; k++)
+    if (disp[k] != DISP_INHERIT)
+      so.fd[k + 1] = disp[k] == DISP_PIPE ? fds[2 * k + 1] : devnull;
+  err = tide_spawn(&so, &j->pid);
   if (err != 0) {
-    j->pid = 0;
     if (is_resource_error(err)) goto fail;
     fail_start(j, err == ENOENT ? 127 : 126, argv[0],
                err == ENOENT ? "command not found" : strerror(err), disp[ERR]);
@@ -640,16 +539,7 @@ int tide_job_spawn(lua_State *L) {
   }
 
   j->t0 = uv_hrtime();
-  close(fds[6]);
-  fds[6] = -1;
-  if ((err = -watch(j)) != 0) {
-    /* Cannot happen short of running out of memory: do not leave the
-     * child unwatched. */
-    kill(-j->pid, SIGKILL);
-    while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR) {}
-    j->pid = 0;
-    goto fail;
-  }
+  watch(j);
   for (int k = OUT; k <= ERR; k++) {
     if (disp[k] != DISP_PIPE) continue;
     close(fds[2 * k + 1]);
@@ -682,15 +572,13 @@ int tide_job_spawn(lua_State *L) {
   j->next = running;
   if (running) running->prev = j;
   running = j;
-  if (nrunning++ == 0 && use_sigchld) uv_ref((uv_handle_t *)&sigchld);
+  nrunning++;
   goto done;
 
 fail:
   /* The userdata exists but never ran: unpin it and report. */
-  close_fds(fds, 7);
-  free_env(envp);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  close_fds(fds, 6);
+  tide_spawn_env_free(envp);
   luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref);
   j->obj.ref = LUA_NOREF;
   lua_pushnil(L);
@@ -699,10 +587,8 @@ fail:
   return 3;
 
 done:
-  close_fds(fds, 7);
-  free_env(envp);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  close_fds(fds, 6);
+  tide_spawn_env_free(envp);
   return 1;
 }
 

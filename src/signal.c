@@ -20,6 +20,7 @@
 #define TIDE_KILL_GRACE_MS 2000
 
 static volatile sig_atomic_t pending, count;
+static sigset_t changed;
 static lua_State *mainL;
 static lua_State *volatile runningL; /* the task being resumed, if any */
 static uv_async_t *volatile wakep;
@@ -70,6 +71,17 @@ void tide_signal_init(lua_State *L, uv_async_t *wake) {
   struct sigaction sa;
   mainL = L;
   wakep = wake;
+  /* Jobs start with every signal at its default, whatever tide inherited:
+   * they run in sessions of their own, out of reach of the terminal, and
+   * an inherited SIG_IGN would only make them harder to stop. */
+  sigemptyset(&changed);
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN)
+      sigaddset(&changed, sig);
+  }
+  sigaddset(&changed, SIGPIPE);
+  sigaddset(&changed, SIGCHLD); /* libuv's handler, when one is used */
   memset(&sa, 0, sizeof sa);
   sigemptyset(&sa.sa_mask);
   sa.sa_handler = on_signal; /* no SA_RESTART: blocking reads give up */
@@ -80,6 +92,7 @@ void tide_signal_init(lua_State *L, uv_async_t *wake) {
     if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
       continue;
     sigaction(sigs[i], &sa, NULL);
+    sigaddset(&changed, sigs[i]);
   }
   /* Writing to a closed pipe must give EPIPE, not kill tide: jobs' stdin
    * pipes close under us, and `tide x.lua | head` is handled in tide_die.
@@ -88,6 +101,7 @@ void tide_signal_init(lua_State *L, uv_async_t *wake) {
 }
 
 int tide_signal_pending(void) { return pending; }
+const sigset_t *tide_signals_changed(void) { return &changed; }
 int tide_signal_count(void) { return count; }
 
 void tide_die(int sig) {

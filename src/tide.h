@@ -10,6 +10,7 @@
 #define TIDE_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -74,9 +75,25 @@ void tide_loop_close(void);
 void tide_signal_init(lua_State *L, uv_async_t *wake);
 int tide_signal_pending(void);
 int tide_signal_count(void);
+/* The signals whose disposition tide changed: jobs get them back. */
+const sigset_t *tide_signals_changed(void);
 int tide_resume(lua_State *L);
 /* Terminate all jobs and exit with 128 + sig.  Never returns. */
 void tide_die(int sig);
+
+/* ---- spawn.c: starting a process in a session of its own ---- */
+
+typedef struct tide_spawn_opts {
+  const char *const *argv; /* argv[0] is searched in PATH without a '/' */
+  char *const *envp;       /* NULL: tide's environment */
+  const char *cwd;         /* NULL: tide's */
+  int fd[3];               /* the job's stdin, stdout and stderr */
+} tide_spawn_opts;
+
+/* 0, or the errno of what failed (vfork, or the exec itself). */
+int tide_spawn(const tide_spawn_opts *o, pid_t *pid);
+char **tide_spawn_env(lua_State *L, int env);
+void tide_spawn_env_free(char **envp);
 
 /* ---- job.c: processes ---- */
 

@@ -64,8 +64,13 @@ local function callable(f)
 end
 
 -- Returns a function giving (item, true) per item and nothing at the end.
+-- A sequence object (a metatable with __iter, as tide's generators have)
+-- gives a fresh iterator each time, so it can be mapped more than once.
 local function puller(list)
-  if type(list) == "table" and not callable(list) then
+  local mt = getmetatable(list)
+  if type(mt) == "table" and mt.__iter then
+    list = mt.__iter(list)
+  elseif type(list) == "table" and not callable(list) then
     local i, n = 0, list.n or #list
     return function()
       if i < n then
@@ -183,8 +188,8 @@ function Pool:map(fn, list)
   if not callable(fn) then
     error(("bad argument #1 to 'map' (function expected, got %s)"):format(type(fn)), 2)
   end
-  if type(list) ~= "table" and type(list) ~= "function" then
-    error(("bad argument #2 to 'map' (table or iterator function expected, got %s)")
+  if type(list) ~= "table" and type(list) ~= "function" and not callable(list) then
+    error(("bad argument #2 to 'map' (table, sequence or iterator function expected, got %s)")
       :format(type(list)), 2)
   end
   local st = {
