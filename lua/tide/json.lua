@@ -26,8 +26,8 @@ local function string_(s)
   local out, n, i = { '"' }, 1, 1
   while i <= #s do
     local c = s:byte(i)
-    local piece, step
-    step = 1
+    local piece
+    local step = 1
     if c < 0x80 then
       piece = ESC[c] or (c < 0x20 and ("\\u%04x"):format(c)) or string.char(c)
     else
