@@ -41,6 +41,7 @@ int tide_timer_new(lua_State *L) {
   t->obj.open_handles = 1;
   t->active = 1;
   tide_obj_pin(L, &t->obj);
+  uv_update_time(tide_loop()); /* from now, not from the last loop turn */
   uv_timer_start(&t->h, on_fire, (uint64_t)(s * 1000 + 0.5), 0);
   return 1;
 }

@@ -17,6 +17,8 @@ local workout = [[
     shell("sleep 5") end, {1, 2})
   assert(not ok)
   require("tide").sleep(0.01)
+  assert(shell("true", {timeout = 5, retries = 1}).ok)  -- a deadline cancelled
+  assert(shell("sleep 5", {timeout = 0.05}).timed_out)   -- a deadline that fires
 ]]
 
 describe("under valgrind", function()
@@ -40,6 +42,6 @@ describe("under valgrind", function()
     assert.are.equal(1, r.code) -- the workout has failing jobs on purpose
     assert.are.equal(1, code, err)
     assert.is_nil(err:find("==%d+=="), err)
-    assert.truthy(err:find("tide: 4 of 8 jobs failed", 1, true), err)
+    assert.truthy(err:find("tide: 5 of 10 jobs failed", 1, true), err)
   end)
 end)

@@ -49,15 +49,21 @@ function M.setup(jobs)
   _G.pool, _G.shell = tide.pool, tide.shell
 end
 
--- Returns tide's exit status once the script has run to its end.
+-- Returns tide's exit status once the script has run to its end: 1 if a
+-- job failed, else 0; but the first map that halted decides (the failing
+-- job's own status for fail=1, 0 for success=..., see pool.lua), except
+-- that a job failing after a halt that gave 0 makes it 1.
 function M.finish()
   local stats = require("tide.shell").stats
-  if stats.failed > 0 then
+  local status = stats.halt_status
+  if status == nil or (status == 0 and stats.failed > stats.halt_failed) then
+    status = stats.failed > 0 and 1 or 0
+  end
+  if status ~= 0 and stats.failed > 0 then
     io.stdout:flush()
     io.stderr:write(("tide: %d of %d jobs failed\n"):format(stats.failed, stats.jobs))
-    return 1
   end
-  return 0
+  return status
 end
 
 return M

@@ -10,4 +10,6 @@ return {
   sleep = sched.sleep,
   quote = shell.quote,
   version = core.version,
+  SKIPPED = pool.SKIPPED,
+  KILLED = pool.KILLED,
 }

@@ -1,9 +1,19 @@
--- pool.lua: pool(n) and p:map(fn, list), the scheduling policy.
+-- pool.lua: pool(n) and p:map(fn, list [, opts]), the scheduling policy.
 --
 -- A pool is a number of slots.  Each map call feeds items into the pool's
 -- slots one at a time, pulling from its list only when a slot is free, so
 -- an endless generator costs nothing up front.  Several maps may share a
 -- pool; they are served in the order they asked.
+--
+-- An item's task holds one slot, or its weight (map's slots option); a
+-- job that needs more (shell's slots option) asks the pool for them while
+-- its task waits.  Those requests go first, and nothing jumps the queue:
+-- while the head request or item does not fit, nothing else starts.
+--
+-- A map may halt (GNU parallel's --halt): it counts the results of the
+-- jobs its tasks run, and once the condition holds it starts no new item
+-- ("soon"), or also cancels the running ones ("now").
+local control = require("tide.control")
 local core = require("tide.core")
 local sched = require("tide.sched")
 
@@ -13,22 +23,30 @@ local Pool = {}
 Pool.__index = Pool
 Pool.__name = "tide.pool"
 
-local OPTIONS = { jobs = true }
+local describe, callable = control.describe, control.callable
 
-local function describe(v)
-  if type(v) == "string" then
-    return ("'%s'"):format(v)
-  end
-  return tostring(v)
+-- What map puts in place of a result fn never gave because of a halt.
+local function sentinel(name, fields)
+  return setmetatable(fields, {
+    __name = name,
+    __newindex = function()
+      error(name .. " is read-only", 2)
+    end,
+    __tostring = function()
+      return name
+    end,
+  })
 end
+M.SKIPPED = sentinel("tide.SKIPPED", { skipped = true })
+M.KILLED = sentinel("tide.KILLED", { skipped = true, killed = true })
 
-local function check_jobs(n, what)
+local function check_jobs(n, fname, what, level)
   if math.type(n) == "float" and n == math.floor(n) then
     n = math.tointeger(n)
   end
   if math.type(n) ~= "integer" or n < 1 then
-    error(("bad argument #1 to 'pool' (%s must be a whole number of at least 1, got %s)")
-      :format(what, describe(n)), 3)
+    error(("bad argument #1 to '%s' (%s must be a whole number of at least 1, got %s)")
+      :format(fname, what, describe(n)), level)
   end
   return n
 end
@@ -37,38 +55,63 @@ function M.default_jobs()
   return core.jobs or core.cpus()
 end
 
--- pool(n) or pool{jobs = n}
+-- Checks the job options and halt of a pool or map options table; returns
+-- the job options (nil if none) and the halt spec.
+local function check_options(opts, fname, argn, extra)
+  local function fail(msg)
+    error(("bad argument #%d to '%s' (%s)"):format(argn, fname, msg), 4)
+  end
+  local jobopts, halt
+  for k, v in pairs(opts) do
+    if control.JOB[k] then
+      local value, msg = control.check(k, v)
+      if value == nil then
+        fail(msg)
+      end
+      jobopts = jobopts or {}
+      jobopts[k] = value
+    elseif k == "halt" then
+      local spec, want = control.halt(v)
+      if spec == nil then
+        fail(("option 'halt' must be %s, got %s"):format(want, describe(v)))
+      end
+      halt = spec
+    elseif not extra[k] then
+      fail(("unknown option %s"):format(describe(k)))
+    end
+  end
+  return jobopts, halt
+end
+
+-- pool(n) or pool{jobs = n, <job options>, halt = ...}
 function M.new(arg)
-  local n
+  local n, jobopts, halt
   if arg == nil then
     n = M.default_jobs()
   elseif type(arg) == "table" then
-    for k in pairs(arg) do
-      if not OPTIONS[k] then
-        error(("bad argument #1 to 'pool' (unknown option %s)"):format(describe(k)), 2)
-      end
-    end
-    n = arg.jobs == nil and M.default_jobs() or check_jobs(arg.jobs, "jobs")
+    jobopts, halt = check_options(arg, "pool", 1, { jobs = true })
+    n = arg.jobs == nil and M.default_jobs() or check_jobs(arg.jobs, "pool", "jobs", 3)
   else
-    n = check_jobs(arg, "size")
+    n = check_jobs(arg, "pool", "size", 3)
   end
-  return setmetatable({ size = n, active = 0, queue = {} }, Pool)
+  return setmetatable({
+    size = n, used = 0, queue = {}, grow = {}, jobopts = jobopts, halt = halt or nil,
+  }, Pool)
 end
 
-local function callable(f)
-  if type(f) == "function" then
-    return true
-  end
-  local mt = getmetatable(f)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-
--- Returns a function giving (item, true) per item and nothing at the end.
--- A sequence object (a metatable with __iter, as tide's generators have)
--- gives a fresh iterator each time, so it can be mapped more than once.
+-- Returns a function giving (item, true) per item and nothing at the end,
+-- and the number of items when the list knows it.  A sequence object (a
+-- metatable with __iter, as tide's generators have) gives a fresh iterator
+-- each time, so it can be mapped more than once; its __len, when it has
+-- one that answers, is its length.
 local function puller(list)
   local mt = getmetatable(list)
+  local total
   if type(mt) == "table" and mt.__iter then
+    if mt.__len then
+      local ok, n = pcall(mt.__len, list)
+      total = ok and math.type(n) == "integer" and n >= 0 and n or nil
+    end
     list = mt.__iter(list)
   elseif type(list) == "table" and not callable(list) then
     local i, n = 0, list.n or #list
@@ -77,14 +120,14 @@ local function puller(list)
         i = i + 1
         return list[i], true
       end
-    end
+    end, n
   end
   return function()
     local v = list()
     if v ~= nil then
       return v, true
     end
-  end
+  end, total
 end
 
 local function remove(queue, st)
@@ -111,7 +154,7 @@ local function fail(st, msg)
 end
 
 local function maybe_finish(st)
-  if st.active == 0 and (st.exhausted or st.err) and not st.done then
+  if st.active == 0 and (st.exhausted or st.err or st.halted) and not st.done then
     st.done = true
     sched.complete(st)
   end
@@ -119,30 +162,153 @@ end
 
 local fill
 
+---------------------------------------------------------------------------
+-- Halts
+
+local SIGNUM = {}
+for i = 1, 64 do
+  local name = core.signame(i)
+  if name then
+    SIGNUM[name] = i
+  end
+end
+
+-- A job's status as a shell reports it: its code, or 128 + signal.
+local function status_of(r)
+  if r.code then
+    return r.code
+  end
+  return 128 + (SIGNUM[r.signal] or 0)
+end
+
+local function halt_now(st, spec, r)
+  st.halted = spec.text
+  remove(st.pool.queue, st)
+  local stats = require("tide.shell").stats
+  if stats.halt_status == nil then
+    stats.halt_failed = stats.failed
+    -- GNU parallel's rule: fail=1 and done=1 give the job's own status
+    local status
+    if spec.count == 1 and spec.kind ~= "success" then
+      status = status_of(r)
+    elseif spec.kind == "success" then
+      status = 0
+    else
+      status = st.nfail > 0 and 1 or 0
+    end
+    stats.halt_status = status
+  end
+  local why = spec.kind == "fail" and "failed" or spec.kind == "success" and "succeeded" or "finished"
+  -- the others than the task that ran this job, as far as st knows
+  local others = st.active - 1
+  local items = others == 1 and "item" or "items"
+  local tail = ""
+  if spec.when == "now" then
+    stats.halting = true -- what this stops does not count as failed
+    cancel_tasks(st)
+    stats.halting = false
+    if others > 0 then
+      tail = ("; stopping %d running %s"):format(others, items)
+    end
+  elseif others > 0 then
+    tail = ("; starting no more items, waiting for %d running %s"):format(others, items)
+  end
+  io.stdout:flush()
+  io.stderr:write(("tide: halt %s: this job %s: %s%s\n"):format(spec.text, why, r.cmd, tail))
+  maybe_finish(st)
+end
+
+-- A job run by one of st's tasks (or of a nested map) ended with r.
+local function record(st, r)
+  if st.halted or st.err then
+    return
+  end
+  local spec = st.halt
+  st.ndone = st.ndone + 1
+  if r.ok then
+    st.nok = st.nok + 1
+  else
+    st.nfail = st.nfail + 1
+  end
+  local count = spec.kind == "fail" and st.nfail or spec.kind == "success" and st.nok or st.ndone
+  local reached
+  if spec.count then
+    reached = count >= spec.count
+  elseif st.total then
+    -- percentages are of the map's items, as GNU parallel's are of its jobs
+    reached = count >= st.total * spec.pct / 100
+  else
+    -- an iterator's length is unknown: of the jobs finished so far, once
+    -- enough have finished for one to be at most pct percent
+    reached = st.ndone >= math.max(10, math.ceil(100 / spec.pct)) and count * 100 >= spec.pct * st.ndone
+  end
+  if reached and count > 0 then
+    halt_now(st, spec, r)
+  end
+end
+
+-- The function shell() calls with each final result of a task of st: it
+-- counts for st if st halts, and for the maps st is nested in.
+local function observer(st, caller)
+  local up = caller and caller.map.observe
+  if not st.halt then
+    return up
+  end
+  return function(r)
+    record(st, r)
+    if up then
+      up(r)
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Slots
+
+-- Whether a request for w slots may be granted now: it fits, or it is
+-- larger than the pool and the pool is idle (it then runs alone).
+local function fits(pool, w)
+  return pool.used + w <= pool.size or pool.used == 0
+end
+
+local function oversize(what, w, size)
+  io.stdout:flush()
+  io.stderr:write(("tide: %s needs %d slots but the pool has %d: running it alone\n"):format(what, w, size))
+end
+
 local function on_done(t, ok, value, tb)
   local st = t.map
   st.tasks[t] = nil
   st.active = st.active - 1
-  st.pool.active = st.pool.active - 1
+  local pool = st.pool
+  pool.used = pool.used - t.held
   if ok then
     st.results[t.index] = value
-  elseif value ~= sched.CANCELLED then
+  elseif value == sched.CANCELLED then
+    if st.halted then
+      st.results[t.index] = M.KILLED
+    end
+  else
     tb = (tb or tostring(value)):gsub("\nstack traceback:", "\ntraceback of the task:", 1)
     fail(st, ("map: item %d failed: %s"):format(t.index, tb))
   end
-  fill(st.pool)
+  fill(pool)
   maybe_finish(st)
 end
 
-local function start(st, item)
+local function start(st, item, w)
   st.n = st.n + 1
   local i, fn = st.n, st.fn
   st.active = st.active + 1
-  st.pool.active = st.pool.active + 1
+  local pool = st.pool
+  pool.used = pool.used + w
+  if w > pool.size then
+    oversize("item " .. i, w, pool.size)
+  end
   local t = sched.spawn(function()
     return fn(item, i)
   end, on_done)
-  t.map, t.pool, t.index = st, st.pool, i
+  t.map, t.pool, t.index, t.held = st, pool, i, w
   st.tasks[t] = true
 end
 
@@ -157,31 +323,128 @@ local function next_map(queue)
   end
 end
 
--- Starts items while the pool has free slots.
+-- The weight of st's next item: 1, the map's slots, or what its slots
+-- function says; nil if that fails (which settles st).
+local function weigh(st, item)
+  local weight = st.weight
+  if type(weight) == "number" then
+    return weight
+  end
+  local ok, v = pcall(weight, item)
+  local w = ok and control.slots(v)
+  if not w then
+    fail(st, ok and ("map: the slots function returned %s for item %d (a whole number of at "
+      .. "least 1 expected)"):format(describe(v), st.n + 1)
+      or ("map: the slots function raised an error: " .. tostring(v)))
+    maybe_finish(st)
+  end
+  return w
+end
+
+-- Starts what fits: first the running tasks' requests for more slots,
+-- then new items, each in turn.  An item that does not fit yet waits in
+-- st.pending (pulled, weighed, not started).
 function fill(pool)
+  local grow = pool.grow
+  while grow[1] do
+    local req = grow[1]
+    if not fits(pool, req.w) then
+      return
+    end
+    table.remove(grow, 1)
+    pool.used = pool.used + req.w
+    req.task.held = req.w
+    sched.complete(req)
+  end
   local queue = pool.queue
-  while pool.active < pool.size do
+  while pool.used < pool.size do
     local st = next_map(queue)
     if not st then
       return
     end
-    st.pulling = true
-    local ok, item, present = pcall(st.pull)
-    st.pulling = false
-    if not ok then
-      fail(st, "map: the list iterator raised an error: " .. tostring(item))
-      maybe_finish(st)
-    elseif not present then
-      st.exhausted = true
-      remove(queue, st)
-      maybe_finish(st)
+    local item, w
+    if st.pending then
+      item, w = st.pending_item, st.pending_w
+      if not fits(pool, w) then
+        return
+      end
+      st.pending, st.pending_item = false, nil
     else
-      start(st, item)
+      st.pulling = true
+      local ok, present
+      ok, item, present = pcall(st.pull)
+      st.pulling = false
+      if not ok then
+        fail(st, "map: the list iterator raised an error: " .. tostring(item))
+        maybe_finish(st)
+      elseif not present then
+        st.exhausted = true
+        remove(queue, st)
+        maybe_finish(st)
+      elseif st.halted or st.err then
+        -- an iterator that waited (it ran a job) while st halted or failed
+        st.pending, st.pending_item, st.pending_w = true, item, 1
+      else
+        w = 1
+        if st.weight then
+          w = weigh(st, item)
+          if w and not fits(pool, w) then
+            st.pending, st.pending_item, st.pending_w = true, item, w
+            return
+          end
+        end
+      end
+    end
+    if w then
+      start(st, item, w)
     end
   end
 end
 
-function Pool:map(fn, list)
+-- The task t's job needs w slots: waits until the pool can give them.
+-- Returns a function that gives them back, or nil if t already held w.
+function M.acquire(t, w, cmd)
+  local pool, base = t.pool, t.held
+  if w <= base then
+    return nil
+  end
+  if w > pool.size then
+    oversize("job " .. cmd, w, pool.size)
+  end
+  -- t lets its own slots go while it waits, or tasks that each hold one
+  -- and want more would wait for one another forever.
+  pool.used = pool.used - base
+  t.held = 0
+  local req = { w = w, task = t }
+  pool.grow[#pool.grow + 1] = req
+  fill(pool)
+  if t.held == 0 then
+    sched.await(req, function()
+      remove(pool.grow, req)
+      sched.complete(req)
+      fill(pool)
+    end)
+  end
+  return function()
+    pool.used = pool.used - (t.held - base)
+    t.held = base
+    fill(pool)
+  end
+end
+
+-- p:resize(n): the pool has n slots from now on.  Growing starts waiting
+-- items at once; shrinking lets running ones finish.
+function Pool:resize(n)
+  if getmetatable(self) ~= Pool then
+    error("bad argument #1 to 'resize' (pool expected; call it as p:resize(n))", 2)
+  end
+  self.size = check_jobs(n, "resize", "size", 3)
+  fill(self)
+end
+
+local MAP_OPTIONS = { slots = true }
+
+function Pool:map(fn, list, opts)
   if getmetatable(self) ~= Pool then
     error("bad argument #1 to 'map' (pool expected; call it as p:map(fn, list))", 2)
   end
@@ -192,16 +455,45 @@ function Pool:map(fn, list)
     error(("bad argument #2 to 'map' (table, sequence or iterator function expected, got %s)")
       :format(type(list)), 2)
   end
-  local st = {
-    pool = self, fn = fn, pull = puller(list), results = {}, n = 0,
-    active = 0, tasks = {},
-  }
-  -- A task that maps over its own pool lends it its slot while it waits,
-  -- so nesting on one pool cannot deadlock; its items go first.
+  local jobopts, halt, weight = self.jobopts, self.halt, nil
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error(("bad argument #3 to 'map' (options table expected, got %s)"):format(type(opts)), 2)
+    end
+    local own, own_halt = check_options(opts, "map", 3, MAP_OPTIONS)
+    if own then
+      jobopts = jobopts and setmetatable(own, { __index = jobopts }) or own
+    end
+    if opts.halt ~= nil then
+      halt = own_halt
+    end
+    weight = opts.slots
+    if weight ~= nil and not callable(weight) then
+      weight = control.slots(weight)
+      if not weight then
+        error(("bad argument #3 to 'map' (option 'slots' must be a whole number of at least 1 or a "
+          .. "function(item) returning one, got %s)"):format(describe(opts.slots)), 2)
+      end
+    end
+  end
+  local pullfn, total = puller(list)
+  if halt and halt.pct and halt.kind == "done" and not total then
+    error(("bad argument #3 to 'map' (halt '%s' needs a list of known length, not an iterator)")
+      :format(halt.text), 2)
+  end
   local caller = sched.current()
-  local lend = caller ~= nil and caller.pool == self
+  local st = {
+    pool = self, fn = fn, pull = pullfn, results = {}, n = 0, active = 0, tasks = {},
+    jobopts = jobopts, weight = weight, total = total, halt = halt or nil,
+    ndone = 0, nok = 0, nfail = 0,
+  }
+  st.observe = observer(st, caller)
+  -- A task that maps over its own pool lends it its slots while it waits,
+  -- so nesting on one pool cannot deadlock; its items go first.
+  local lend = caller ~= nil and caller.pool == self and caller.held
   if lend then
-    self.active = self.active - 1
+    self.used = self.used - lend
+    caller.held = 0
     table.insert(self.queue, 1, st)
   else
     self.queue[#self.queue + 1] = st
@@ -213,13 +505,24 @@ function Pool:map(fn, list)
     maybe_finish(st)
   end)
   if lend then
-    self.active = self.active + 1
+    self.used = self.used + lend
+    caller.held = lend
   end
   if st.err then
     error(st.err, 2)
   end
-  st.results.n = st.n
-  return st.results
+  local results = st.results
+  if st.halted then
+    results.halted = st.halted
+    local last = total or (st.pending and st.n + 1) or st.n
+    for i = st.n + 1, last do
+      results[i] = M.SKIPPED
+    end
+    results.n = last
+  else
+    results.n = st.n
+  end
+  return results
 end
 
 M.Pool = Pool

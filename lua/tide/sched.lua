@@ -17,8 +17,10 @@ local SUSPEND = setmetatable({}, { __name = "tide.suspend" })
 M.CANCELLED = setmetatable({}, { __name = "tide.cancelled" })
 
 local waiters = {} -- [object] = the task waiting for it
+local watchers = {} -- [object] = the function to call when it completes
 local finished = setmetatable({}, { __mode = "k" }) -- completed, unclaimed
 local runq, head, tail = {}, 1, 0
+local fired, nfired = {}, 0 -- watchers whose object completed
 local current -- the task the driver is resuming, if any
 
 local function ready(t)
@@ -39,7 +41,7 @@ function M.spawn(fn, on_done)
   return t
 end
 
--- Marks obj completed: its waiter becomes ready.
+-- Marks obj completed: its waiter becomes ready, or its watcher is queued.
 function M.complete(obj)
   local t = waiters[obj]
   if t then
@@ -47,8 +49,33 @@ function M.complete(obj)
     t.waiting, t.on_cancel = nil, nil
     ready(t)
   else
-    finished[obj] = true
+    local fn = watchers[obj]
+    if fn then
+      watchers[obj] = nil
+      nfired = nfired + 1
+      fired[nfired] = fn
+    else
+      finished[obj] = true
+    end
   end
+end
+
+-- Calls fn() from the driver once obj completes (a timer, for a deadline
+-- or a gate): policy that must run when nobody waits for the object.
+-- fn must not wait; it runs between tasks, never inside a libuv callback.
+function M.watch(obj, fn)
+  if finished[obj] then
+    finished[obj] = nil
+    nfired = nfired + 1
+    fired[nfired] = fn
+  else
+    watchers[obj] = fn
+  end
+end
+
+-- Forgets a watcher whose object will not complete (a cancelled timer).
+function M.unwatch(obj)
+  watchers[obj] = nil
 end
 
 -- Stops a task: it is never resumed again.  on_cancel, given by whatever it
@@ -98,6 +125,12 @@ function M.drive(done)
       else
         resume(t)
       end
+    elseif nfired > 0 then
+      local fns, n = fired, nfired
+      fired, nfired = {}, 0
+      for i = 1, n do
+        fns[i]()
+      end
     else
       local objs = core.step()
       if not objs then
@@ -111,6 +144,17 @@ function M.drive(done)
   end
 end
 
+-- A task that was cancelled while it ran (a halt, from the task itself or
+-- a sibling) stops here: it is closed by the driver and never resumed, so
+-- a pcall around the call cannot keep it going.
+function M.checkpoint()
+  local t = current
+  if t and t.cancelled and coroutine.running() == t.co then
+    ready(t)
+    coroutine.yield(SUSPEND)
+  end
+end
+
 -- Waits until obj completes.  In a task this yields; elsewhere it drives.
 -- on_cancel is called if the task is cancelled meanwhile.
 function M.await(obj, on_cancel)
@@ -120,6 +164,9 @@ function M.await(obj, on_cancel)
     return
   end
   if t and coroutine.running() == t.co then
+    if t.cancelled then
+      M.checkpoint()
+    end
     waiters[obj] = t
     t.waiting, t.on_cancel = obj, on_cancel
     coroutine.yield(SUSPEND)

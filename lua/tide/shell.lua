@@ -3,7 +3,13 @@
 -- A failing command is data (r.ok == false); only misuse raises.  Output is
 -- grouped: a job's stdout and stderr are printed as one block each when it
 -- ends, so jobs never interleave.
+--
+-- A job with no job control (no timeout, retries, throttle or slots, from
+-- its options or its pool's) takes the short path: spawn, wait, report.
+-- The others go through run_controlled, which applies them.
+local control = require("tide.control")
 local core = require("tide.core")
+local pool = require("tide.pool")
 local sched = require("tide.sched")
 
 local M = {}
@@ -11,12 +17,19 @@ local M = {}
 -- Every job run by this tide, for the exit status and the summary.
 M.stats = { jobs = 0, failed = 0 }
 
-M.KILL_GRACE = 2 -- seconds between SIGTERM and SIGKILL when cancelling
+M.KILL_GRACE = control.KILL_GRACE -- seconds between SIGTERM and SIGKILL
 
+-- The options of shell() itself; the job options (timeout, retries...) are
+-- control.JOB's, also valid for pools and maps.
 local OPTIONS = {
   capture = "boolean", check = "boolean", cwd = "string", stdin = "string",
-  env = "table",
+  env = "table", slots = "slots",
 }
+
+-- Gate and runtimes of the jobs run outside any pool.
+M.main = {}
+
+local EMPTY = {}
 
 -- Words that only a shell understands, or that its builtins treat unlike
 -- the programs of the same name (echo -e, pwd and symlinks): a command
@@ -61,10 +74,11 @@ local function argerror(n, msg, level)
   error(("bad argument #%d to 'shell' (%s)"):format(n, msg), level or 4)
 end
 
-local function check_argv(cmd)
+-- argv, cmd string from an argv table; nil and a message if it is bad.
+local function from_argv(cmd)
   local n = cmd.n or #cmd
   if n == 0 then
-    argerror(1, "empty argv table")
+    return nil, "empty argv table"
   end
   local argv, words = {}, {}
   for i = 1, n do
@@ -72,26 +86,45 @@ local function check_argv(cmd)
     if type(v) == "number" then
       v = tostring(v)
     elseif type(v) ~= "string" then
-      argerror(1, ("argv[%d] must be a string, got %s"):format(i, type(v)))
+      return nil, ("argv[%d] must be a string, got %s"):format(i, type(v))
     end
     argv[i], words[i] = v, quote(v)
   end
   return argv, table.concat(words, " ")
 end
 
+-- Returns opts (never nil) and a table of the job options it sets, checked
+-- and normalized, or nil if it sets none.
 local function check_opts(opts)
   if opts == nil then
-    return {}
+    return EMPTY
   end
   if type(opts) ~= "table" then
     argerror(2, "options table expected, got " .. type(opts))
   end
+  local ctl
   for k, v in pairs(opts) do
     local want = OPTIONS[k]
-    if not want then
+    if want == "slots" then
+      local w = control.slots(v)
+      if not w then
+        argerror(2, ("option 'slots' must be a whole number of at least 1, got %s"):format(control.describe(v)))
+      end
+      ctl = ctl or {}
+      ctl.slots = w
+    elseif want then
+      if type(v) ~= want then
+        argerror(2, ("option '%s' must be a %s, got %s"):format(k, want, type(v)))
+      end
+    elseif control.JOB[k] then
+      local value, msg = control.check(k, v)
+      if value == nil then
+        argerror(2, msg)
+      end
+      ctl = ctl or {}
+      ctl[k] = value
+    else
       argerror(2, ("unknown option '%s'"):format(tostring(k)))
-    elseif type(v) ~= want then
-      argerror(2, ("option '%s' must be a %s, got %s"):format(k, want, type(v)))
     end
   end
   if opts.env then
@@ -104,11 +137,11 @@ local function check_opts(opts)
       end
     end
   end
-  return opts
+  return opts, ctl
 end
 
 local function result_without_job(cmd, capture, msg)
-  local r = { ok = false, code = 126, cmd = cmd, elapsed = 0, error = msg }
+  local r = { ok = false, code = 126, cmd = cmd, elapsed = 0, error = msg, attempts = 1 }
   local line = ("tide: cannot start %s: %s\n"):format(cmd, msg)
   if capture then
     r.stdout, r.stderr = "", line
@@ -147,15 +180,175 @@ local function emit(job)
   end
 end
 
+-- A running job's task is cancelled (a sibling raised, or a halt): its
+-- result is never seen.  It did not succeed, so it counts as failed,
+-- unless a halt stopped it on purpose.
+local function stop(job, grace)
+  if not M.stats.halting then
+    M.stats.failed = M.stats.failed + 1
+  end
+  job:terminate(grace)
+end
+
+-- Closes a controlled job's books when shell() returns, raises, or its
+-- task is cancelled: deadlines, watches and borrowed slots.
+local Books = {
+  __close = function(b)
+    if b.rec then
+      control.forget(b.rec, b.rt)
+    end
+    if b.release then
+      b.release()
+      b.release = nil
+    end
+  end,
+}
+
+-- One attempt: returns its result and the job (nil if it could not start).
+local function attempt(argv, cmdstr, spec, pol, ctx, books)
+  local job, msg = spawn(argv, spec)
+  if not job then
+    return result_without_job(cmdstr, true, msg)
+  end
+  local grace = pol.kill_grace or M.KILL_GRACE
+  local rec = { job = job, grace = grace, t0 = core.now(), cmd = cmdstr }
+  local rt
+  books.rec = rec
+  local timeout = pol.timeout
+  if type(timeout) == "number" then
+    control.arm(rec, timeout)
+  elseif timeout then
+    rt = ctx.runtimes or control.runtimes()
+    ctx.runtimes = rt
+    rec.pct = timeout.pct
+    control.start_relative(rt, rec)
+  end
+  books.rt = rt
+  if pol.min_free then
+    rec.min_free = pol.min_free
+    control.watch_memory(rec)
+  end
+  sched.await(job, function()
+    stop(job, grace)
+  end)
+  control.forget(rec, rt)
+  books.rec, books.rt = nil, nil
+  local code, signal, elapsed = job:result()
+  local r = {
+    ok = code == 0 and not rec.timed_out, code = code, signal = signal, cmd = cmdstr,
+    pid = job:pid(), elapsed = elapsed, timed_out = rec.timed_out,
+  }
+  if rt and r.ok then
+    control.add_runtime(rt, elapsed)
+  end
+  return r, job, rec.mem_killed
+end
+
+-- What a retry function's answer means: the argv and cmd string to run
+-- next, or nil to stop.
+local function next_command(again, argv, cmdstr, opts)
+  if again == true then
+    return argv, cmdstr
+  elseif again == false or again == nil then
+    return nil
+  elseif type(again) == "string" then
+    return opts.cwd and { "/bin/sh", "-c", again } or argv_of(again), again
+  elseif type(again) == "table" then
+    local a, s = from_argv(again)
+    if a then
+      return a, s
+    end
+    error(("bad argument #2 to 'shell' (option 'retry' returned a bad argv table: %s)"):format(s), 4)
+  end
+  error(("bad argument #2 to 'shell' (option 'retry' returned a %s; false, true, a command string or "
+    .. "an argv table expected)"):format(type(again)), 4)
+end
+
+local function run_controlled(argv, cmdstr, opts, spec, pol, t)
+  local p = t and t.pool
+  local ctx = p or M.main
+  local stats = M.stats
+  stats.jobs = stats.jobs + 1
+  local books <close> = setmetatable({}, Books)
+  if pol.slots and p then
+    books.release = pool.acquire(t, pol.slots, cmdstr)
+  end
+  local retries = pol.retries or (pol.retry and math.huge) or 0
+  local tries = retries > 0 and {} or nil
+  local gated = pol.delay or pol.max_load or pol.min_free
+  local n, requeued = 0, 0
+  local r, job
+  while true do
+    if gated then
+      ctx.gate = ctx.gate or control.gate()
+      control.pass(ctx.gate, pol)
+    end
+    local mem_killed
+    r, job, mem_killed = attempt(argv, cmdstr, spec, pol, ctx, books)
+    if mem_killed then
+      -- stopped for memory: not an attempt; runs again once memory is back
+      requeued = requeued + 1
+      job:release()
+    else
+      n = n + 1
+      if tries then
+        tries[n] = { cmd = cmdstr, code = r.code, signal = r.signal, elapsed = r.elapsed, timed_out = r.timed_out }
+      end
+      if r.ok or n > retries then
+        break
+      end
+      if pol.retry then
+        if job then
+          r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
+        end
+        r.attempts, r.tries = n, tries
+        local nargv, ncmd = next_command(pol.retry(r, n), argv, cmdstr, opts)
+        if not nargv then
+          break
+        end
+        argv, cmdstr = nargv, ncmd
+      end
+      if job then
+        job:release() -- a failed attempt's output is dropped, as GNU parallel does
+      end
+      local wait = (pol.retry_delay or 0) * (pol.backoff or 1) ^ (n - 1)
+      if wait > 0 then
+        sched.sleep(wait)
+      end
+    end
+  end
+  if job then
+    if opts.capture then
+      r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
+    else
+      r.stdout, r.stderr = nil, nil
+      emit(job)
+    end
+    job:release()
+  elseif not opts.capture then
+    io.stderr:write(r.stderr)
+    r.stdout, r.stderr = nil, nil
+  end
+  r.attempts, r.tries = n, tries
+  if requeued > 0 then
+    r.requeued = requeued
+  end
+  return r
+end
+
 function M.run(cmd, opts)
-  opts = check_opts(opts)
+  local ctl
+  opts, ctl = check_opts(opts)
   local argv, cmdstr
   local tc = type(cmd)
   if tc == "string" then
     -- sh also sets PWD when it runs in another directory.
     argv, cmdstr = opts.cwd and { "/bin/sh", "-c", cmd } or argv_of(cmd), cmd
   elseif tc == "table" then
-    argv, cmdstr = check_argv(cmd)
+    argv, cmdstr = from_argv(cmd)
+    if not argv then
+      argerror(1, cmdstr, 3)
+    end
   else
     argerror(1, "string or argv table expected, got " .. tc, 3)
   end
@@ -164,37 +357,55 @@ function M.run(cmd, opts)
     spec = { cwd = opts.cwd, env = opts.env, stdin = opts.stdin }
   end
 
-  local stats = M.stats
-  stats.jobs = stats.jobs + 1
-  local job, msg = spawn(argv, spec)
-  local r
-  if not job then
-    r = result_without_job(cmdstr, opts.capture, msg)
-  else
-    sched.await(job, function()
-      -- The task is cancelled: its result is never seen, but the job
-      -- did not succeed and counts as failed.
-      stats.failed = stats.failed + 1
-      job:terminate(M.KILL_GRACE)
-    end)
-    local code, signal, elapsed = job:result()
-    r = {
-      ok = code == 0, code = code, signal = signal, cmd = cmdstr,
-      pid = job:pid(), elapsed = elapsed,
-    }
-    if opts.capture then
-      r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
-    else
-      emit(job)
+  local t = sched.current()
+  local st = t and t.map -- the map whose task this is: its options apply
+  local pol = ctl
+  if st then
+    if t.cancelled then
+      sched.checkpoint() -- halted: no new job
     end
-    job:release()
+    local defaults = st.jobopts
+    if defaults then
+      pol = ctl and setmetatable(ctl, { __index = defaults }) or defaults
+    end
+  end
+  local stats = M.stats
+  local r
+  if pol then
+    r = run_controlled(argv, cmdstr, opts, spec, pol, t)
+  else
+    stats.jobs = stats.jobs + 1
+    local job, msg = spawn(argv, spec)
+    if not job then
+      r = result_without_job(cmdstr, opts.capture, msg)
+    else
+      sched.await(job, function()
+        stop(job, M.KILL_GRACE)
+      end)
+      local code, signal, elapsed = job:result()
+      r = {
+        ok = code == 0, code = code, signal = signal, cmd = cmdstr,
+        pid = job:pid(), elapsed = elapsed, attempts = 1,
+      }
+      if opts.capture then
+        r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
+      else
+        emit(job)
+      end
+      job:release()
+    end
   end
   if not r.ok then
     stats.failed = stats.failed + 1
-    if opts.check then
-      local why = r.signal and ("killed by " .. r.signal) or ("exit code " .. tostring(r.code))
-      error(("shell: command failed (%s): %s"):format(why, cmdstr), 2)
-    end
+  end
+  local observe = st and st.observe
+  if observe then
+    observe(r) -- a halting map counts it
+  end
+  if not r.ok and opts.check then
+    local why = r.timed_out and "timed out" or r.signal and ("killed by " .. r.signal)
+      or ("exit code " .. tostring(r.code))
+    error(("shell: command failed (%s): %s"):format(why, r.cmd), 2)
   end
   return r
 end
