@@ -41,10 +41,9 @@ static int core_signame(lua_State *L) {
 
 int luaopen_tide_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"spawn", tide_job_spawn}, {"step", tide_step},
-      {"timer", tide_timer_new}, {"now", core_now},
-      {"cpus", core_cpus},       {"running", core_running},
-      {"die", core_die},         {"resume", tide_resume},
+      {"spawn", tide_job_spawn}, {"step", tide_step}, {"timer", tide_timer_new},
+      {"now", core_now},         {"cpus", core_cpus}, {"running", core_running},
+      {"die", core_die},         {"glob", tide_glob}, {"resume", tide_resume},
       {"signame", core_signame}, {NULL, NULL}};
   tide_job_register(L);
   tide_timer_register(L);

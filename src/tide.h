@@ -119,6 +119,10 @@ void tide_reaper_kill_all(void);
 int tide_timer_new(lua_State *L);
 void tide_timer_register(lua_State *L);
 
+/* ---- glob.c: core.glob(pattern), matches in file system order ---- */
+
+int tide_glob(lua_State *L);
+
 /* ---- core.c: the tide.core module; preload.c: embedded Lua ---- */
 
 int luaopen_tide_core(lua_State *L);

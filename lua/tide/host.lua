@@ -47,6 +47,9 @@ function M.setup(jobs)
   install_pipe_checks()
   local tide = require("tide")
   _G.pool, _G.shell = tide.pool, tide.shell
+  for name in pairs(require("tide.sweep")) do
+    _G[name] = tide[name]
+  end
 end
 
 -- Returns tide's exit status once the script has run to its end: 1 if a

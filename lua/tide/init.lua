@@ -4,12 +4,18 @@ local pool = require("tide.pool")
 local sched = require("tide.sched")
 local shell = require("tide.shell")
 
-return {
+local M = {
   pool = pool.new,
   shell = shell.run,
   sleep = sched.sleep,
-  quote = shell.quote,
   version = core.version,
   SKIPPED = pool.SKIPPED,
   KILLED = pool.KILLED,
 }
+
+-- The sweep library (sweep.lua): range, product, fmt, quote...
+for name, f in pairs(require("tide.sweep")) do
+  M[name] = f
+end
+
+return M

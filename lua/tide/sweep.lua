@@ -1,0 +1,32 @@
+-- sweep.lua: the sweep library in one table, what host.lua installs as
+-- globals and init.lua exports: generators (seq, grid, files), random
+-- search (random) and command templates (template).
+local files = require("tide.files")
+local grid = require("tide.grid")
+local random = require("tide.random")
+local seq = require("tide.seq")
+local template = require("tide.template")
+
+return {
+  range = seq.range,
+  product = grid.product,
+  grid = grid.grid,
+  zip = grid.zip,
+  lines = files.lines,
+  glob = files.glob,
+  map = seq.map,
+  filter = seq.filter,
+  take = seq.take,
+  chain = seq.chain,
+  enumerate = seq.enumerate,
+  collect = seq.collect,
+  sample = random.sample,
+  uniform = random.uniform,
+  loguniform = random.loguniform,
+  choice = random.choice,
+  random_grid = random.random_grid,
+  latin_hypercube = random.latin_hypercube,
+  fmt = template.fmt,
+  argv = template.argv,
+  quote = template.quote,
+}

@@ -1,0 +1,69 @@
+-- The sweeps in examples/ run as they are, from the repository root, and
+-- print what they promise.
+local h = require("tests.helper")
+
+local function lines_of(s)
+  local t = {}
+  for l in s:gmatch("[^\n]+") do
+    t[#t + 1] = l
+  end
+  return t
+end
+
+describe("examples", function()
+  it("grid.lua writes one result file per combination and prints the best", function()
+    local dir = h.tmpdir()
+    local out = dir .. "/results 'x'" -- a name that a pasted-in path would break
+    local r = h.run({ "examples/grid.lua", out })
+    local ls = io.popen("ls " .. h.quote(out)):read("a")
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(0, r.code, r.err)
+    local l = lines_of(r.out)
+    assert.are.equal(11, #l, r.out)
+    assert.matches("^depth%s+lr%s+score%s+file$", l[1])
+    for i = 2, 10 do
+      assert.matches("^%d+%s+0%.0*1%s+%d+%s+.*/lr=0%.0*1,depth=%d%.txt$", l[i])
+    end
+    assert.matches("^best: depth=%d lr=0%.0*1 %(score %d+%); 9 result files in ", l[11])
+    assert.are.equal(9, #lines_of(ls))
+    assert.matches("lr=0.001,depth=8.txt", ls, 1, true)
+  end)
+
+  it("compress.lua gzips the files a glob matches, awkward names included", function()
+    local dir = h.tmpdir()
+    local r = h.run({ "examples/compress.lua" }, { env = { TMPDIR = dir } })
+    local gz = io.popen("ls " .. h.quote(dir) .. "/*/*.gz"):read("a")
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(0, r.code, r.err)
+    local l = lines_of(r.out)
+    assert.are.equal(4, #l, r.out)
+    assert.matches("/%-dashed%.log$", l[1])
+    assert.matches("/it's a log%.log$", l[2])
+    assert.matches("^%s+108894 %->%s+%d+%s+[%d.]+%%%s+/.*/numbers%.log$", l[3])
+    assert.matches("^3 files: %d+ %-> %d+ bytes %([%d.]+%%%), 0 failed$", l[4])
+    assert.are.equal(3, #lines_of(gz))
+    -- a pattern that matches nothing is an empty sweep, not an error
+    r = h.run({ "examples/compress.lua", "/nonexistent/*.log" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("no file matches /nonexistent/*.log\n", r.out)
+  end)
+
+  it("random_search.lua reads each job's metric and prints the best, the same every run", function()
+    local r = h.run({ "examples/random_search.lua" })
+    assert.are.equal(0, r.code, r.err)
+    local l = lines_of(r.out)
+    assert.are.equal(7, #l, r.out)
+    assert.matches("^trial%s+loss", l[1])
+    local losses = {}
+    for i = 2, 6 do
+      losses[#losses + 1] = tonumber(l[i]:match("^%s*%d+%s+([%d.]+)"))
+    end
+    for i = 2, #losses do
+      assert.is_true(losses[i - 1] <= losses[i], r.out)
+    end
+    assert.matches("^best of 20: trial %d+, loss " .. l[2]:match("^%s*%d+%s+([%d.]+)"):gsub("%.", "%%."), l[7])
+    assert.are.equal(r.out, h.run({ "examples/random_search.lua" }).out)
+    local other = h.run({ "examples/random_search.lua", "20", "7" })
+    assert.are_not.equal(r.out, other.out)
+  end)
+end)
