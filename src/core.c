@@ -2,8 +2,13 @@
  * core.c: the tide.core module, the whole C surface the Lua half builds on.
  * Each function is a mechanism; none decides policy.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -11,6 +16,54 @@
 
 static int core_now(lua_State *L) {
   lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  return 1;
+}
+
+/* core.time() -> seconds since the epoch, a float (results files) */
+static int core_time(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static int push_errno(lua_State *L, int e, const char *what) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, strerror(e));
+  lua_pushstring(L, uv_err_name(-e));
+  return 3;
+}
+
+/* core.mkdir(path) -> true | nil, message, errname; an existing directory
+ * is fine. */
+static int core_mkdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (mkdir(path, 0777) != 0) {
+    int e = errno;
+    if (e != EEXIST || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+      return push_errno(L, e, path);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.write(fd, s) -> true | nil, message, errname: s in full, after what
+ * stdio holds, so it lands after what the script printed. */
+static int core_write(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  fflush(NULL);
+  int rc = tide_write_all(fd, s, n);
+  if (rc == -EINTR) tide_die(tide_signal_pending());
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", uv_err_name(rc), uv_strerror(rc));
+    lua_pushstring(L, uv_err_name(rc));
+    return 3;
+  }
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -32,6 +85,15 @@ static int core_die(lua_State *L) {
   return 0;
 }
 
+/* core.executable(path): true if path is a file we may execute. */
+static int core_executable(lua_State *L) {
+  struct stat st;
+  const char *path = luaL_checkstring(L, 1);
+  lua_pushboolean(L, stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                         access(path, X_OK) == 0);
+  return 1;
+}
+
 static int core_signame(lua_State *L) {
   const char *name = tide_signame((int)luaL_checkinteger(L, 1));
   if (name == NULL) return 0;
@@ -41,12 +103,17 @@ static int core_signame(lua_State *L) {
 
 int luaopen_tide_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"spawn", tide_job_spawn}, {"step", tide_step}, {"timer", tide_timer_new},
-      {"now", core_now},         {"cpus", core_cpus}, {"running", core_running},
-      {"die", core_die},         {"glob", tide_glob}, {"resume", tide_resume},
-      {"signame", core_signame}, {NULL, NULL}};
+      {"spawn", tide_job_spawn}, {"step", tide_step},
+      {"timer", tide_timer_new}, {"now", core_now},
+      {"cpus", core_cpus},       {"running", core_running},
+      {"die", core_die},         {"executable", core_executable},
+      {"glob", tide_glob},       {"resume", tide_resume},
+      {"signame", core_signame}, {"time", core_time},
+      {"mkdir", core_mkdir},     {"write", core_write},
+      {"store", tide_store_new}, {NULL, NULL}};
   tide_job_register(L);
   tide_timer_register(L);
+  tide_store_register(L);
   luaL_newlib(L, funcs);
   lua_pushinteger(L, SIGPIPE);
   lua_setfield(L, -2, "SIGPIPE");

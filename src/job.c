@@ -8,6 +8,13 @@
  * holding a pipe open gets TIDE_DRAIN_MS, then the whole group is killed:
  * nothing a job started outlives the job.  The leader stays a zombie until
  * then, so its pid (the group id) cannot be reused under us.
+ *
+ * What happens to the bytes read from a job is chosen by Lua at spawn
+ * (deliver()): kept whole in a bounded buffer (grouped output, capture),
+ * copied to a results file as they come (tee), and/or watched: queued for
+ * line splitting, with news sent to the driver, so Lua can print complete
+ * lines as they come or hand them to a callback.  A job with none of these
+ * options takes the same path as before they existed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,9 +33,27 @@
 
 #define TIDE_DRAIN_MS 100
 #define JOB_MT "tide.job"
+#define TIDE_MAX_LINE (1u << 20) /* default max_line */
+/* A watched stream stops being read while this much more than max_line
+ * waits for Lua to take it: the job then blocks on a full pipe, as it
+ * would writing to a slow reader, and tide's memory stays bounded even if
+ * a per-line callback takes its time. */
+#define TIDE_PEND_SLACK 65536
 
 enum { OUT, ERR };
-enum { DISP_PIPE, DISP_INHERIT, DISP_NULL };
+/* DISP_FILE: the stream only goes to a results file, so the job writes it
+ * there itself, with no pipe in between. */
+enum { DISP_PIPE, DISP_INHERIT, DISP_NULL, DISP_FILE };
+
+/* The bytes of a watched stream that Lua has not taken yet: data[start,
+ * len).  Lines are split only when Lua takes them, so a read costs a
+ * memcpy, however many lines it holds. */
+typedef struct pending {
+  char *data;
+  size_t start, len, cap;
+  int midline; /* what was written so far ended inside a line */
+  int paused;  /* reading stopped until Lua takes some */
+} pending;
 
 struct tide_job {
   tide_obj obj;
@@ -41,6 +66,12 @@ struct tide_job {
   uv_write_t wreq;
   char *in_data;
   tide_buf buf[2];
+  pending pend[2];
+  int tee[2];     /* results file descriptor, or -1 */
+  int tee_err[2]; /* errno of a failed write to it */
+  int routed;     /* any of keep = false, watch, tee: deliver() decides */
+  int keep, watch;
+  size_t max_line;
   int reading[2];
   int timer_init, exited, finished, by_sigchld;
   int status; /* wait status, or exit code << 8 for a failed start */
@@ -124,6 +155,49 @@ static void close_handle(tide_job *j, uv_handle_t *h) {
   (void)j;
 }
 
+static int pend_add(pending *pd, const char *p, size_t n) {
+  if (pd->cap - pd->len < n && pd->start > 0) {
+    memmove(pd->data, pd->data + pd->start, pd->len - pd->start);
+    pd->len -= pd->start;
+    pd->start = 0;
+  }
+  if (pd->cap - pd->len < n) {
+    size_t cap = pd->cap ? pd->cap : 4096;
+    while (cap - pd->len < n)
+      cap *= 2;
+    char *d = realloc(pd->data, cap);
+    if (d == NULL) return -ENOMEM;
+    pd->data = d;
+    pd->cap = cap;
+  }
+  memcpy(pd->data + pd->len, p, n);
+  pd->len += n;
+  return 0;
+}
+
+static void pend_free(pending *pd) {
+  free(pd->data);
+  memset(pd, 0, sizeof *pd);
+}
+
+static void tee_close(tide_job *j, int k) {
+  if (j->tee[k] >= 0) close(j->tee[k]);
+  j->tee[k] = -1;
+}
+
+/* Where the bytes of stream k go, as chosen at spawn. */
+static void deliver(tide_job *j, int k, const char *p, size_t n) {
+  if (j->keep) tide_buf_add(&j->buf[k], p, n);
+  if (j->tee[k] >= 0) {
+    int rc = tide_write_all(j->tee[k], p, n);
+    if (rc < 0 && rc != -EINTR) { /* EINTR: tide is being stopped */
+      j->tee_err[k] = -rc;
+      tee_close(j, k);
+    }
+  }
+  if (j->watch) pend_add(&j->pend[k], p, n);
+}
+
 /* Reads what a pipe still holds without blocking, before it is closed. */
 static void drain(tide_job *j, int k) {
   int fd;
@@ -132,7 +206,10 @@ static void drain(tide_job *j, int k) {
     ssize_t n = read(fd, scratch, sizeof scratch);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    tide_buf_add(&j->buf[k], scratch, (size_t)n);
+    if (j->routed)
+      deliver(j, k, scratch, (size_t)n);
+    else
+      tide_buf_add(&j->buf[k], scratch, (size_t)n);
   }
 }
 
@@ -147,6 +224,8 @@ static void finish(tide_job *j) {
     j->reading[k] = 0;
     close_handle(j, (uv_handle_t *)&j->pipe[k]);
   }
+  tee_close(j, OUT);
+  tee_close(j, ERR);
   if (j->timer_init) close_handle(j, (uv_handle_t *)&j->timer);
   /* Input the job never read: cancel the write (its callback frees it). */
   if (j->in_data) close_handle(j, (uv_handle_t *)&j->in);
@@ -252,7 +331,19 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   tide_job *j = (tide_job *)s->data;
   int k = s == (uv_stream_t *)&j->pipe[OUT] ? OUT : ERR;
   if (n > 0) {
-    tide_buf_add(&j->buf[k], buf->base, (size_t)n);
+    if (!j->routed) {
+      tide_buf_add(&j->buf[k], buf->base, (size_t)n);
+      return;
+    }
+    deliver(j, k, buf->base, (size_t)n);
+    if (j->watch) {
+      pending *pd = &j->pend[k];
+      if (pd->len - pd->start >= j->max_line + TIDE_PEND_SLACK) {
+        uv_read_stop(s);
+        pd->paused = 1;
+      }
+      tide_news(&j->obj);
+    }
     return;
   }
   if (n == 0) return; /* EAGAIN */
@@ -279,8 +370,13 @@ static tide_job *checkjob(lua_State *L) {
 
 static void job_free(tide_obj *o) {
   tide_job *j = (tide_job *)o;
+  tide_news_forget(o);
   tide_buf_free(&j->buf[OUT]);
   tide_buf_free(&j->buf[ERR]);
+  pend_free(&j->pend[OUT]);
+  pend_free(&j->pend[ERR]);
+  tee_close(j, OUT);
+  tee_close(j, ERR);
   free(j->in_data);
   free(j);
 }
@@ -334,15 +430,7 @@ static int job_output(lua_State *L) {
   return 1;
 }
 
-/* job:write(stream, fd) -> true | nil, message, errname.  Writes a stream
- * to one of tide's own descriptors as one block; stdio is flushed first so
- * the block lands after what the script printed. */
-static int job_write(lua_State *L) {
-  tide_job *j = checkjob(L);
-  int k = streamarg(L, 2);
-  int fd = (int)luaL_checkinteger(L, 3);
-  fflush(NULL);
-  int rc = tide_buf_write_to(&j->buf[k], fd);
+static int write_result(lua_State *L, int rc) {
   if (rc == -EINTR) tide_die(tide_signal_pending()); /* stuck on a full pipe */
   if (rc < 0) {
     lua_pushnil(L);
@@ -354,14 +442,210 @@ static int job_write(lua_State *L) {
   return 1;
 }
 
+/* job:write(stream, fd [, prefix [, newline]]) -> true | nil, message,
+ * errname.  Writes a stream to one of tide's own descriptors as one block,
+ * with prefix before each line, and a final "\n" if newline and the last
+ * line has none; stdio is flushed first so the block lands after what the
+ * script printed. */
+static int job_write(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int k = streamarg(L, 2);
+  int fd = (int)luaL_checkinteger(L, 3);
+  size_t plen = 0;
+  const char *prefix = luaL_optlstring(L, 4, NULL, &plen);
+  int newline = lua_toboolean(L, 5);
+  fflush(NULL);
+  if (prefix == NULL && !newline)
+    return write_result(L, tide_buf_write_to(&j->buf[k], fd));
+  tide_out o;
+  tide_out_init(&o, fd, prefix, plen, 1);
+  int rc = tide_buf_write_range(&j->buf[k], 0, tide_buf_size(&j->buf[k]), &o);
+  if (rc == 0) rc = tide_out_end(&o, newline);
+  return write_result(L, rc);
+}
+
 /* job:release(): drop the buffered output once it is no longer needed. */
 static int job_release(lua_State *L) {
   tide_job *j = checkjob(L);
   if (j->finished) {
     tide_buf_free(&j->buf[OUT]);
     tide_buf_free(&j->buf[ERR]);
+    pend_free(&j->pend[OUT]);
+    pend_free(&j->pend[ERR]);
   }
   return 0;
+}
+
+/* job:clear(stream): empty the kept buffer of one stream (its content was
+ * printed while the job runs on). */
+static int job_clear(lua_State *L) {
+  tide_job *j = checkjob(L);
+  tide_buf_free(&j->buf[streamarg(L, 2)]);
+  return 0;
+}
+
+/* job:keep(stream, s): append s to the kept buffer (the lines a per-line
+ * callback let through, printed as one block later). */
+static int job_keep(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int k = streamarg(L, 2);
+  size_t n;
+  const char *p = luaL_checklstring(L, 3, &n);
+  int rc = tide_buf_add(&j->buf[k], p, n);
+  if (rc < 0) return write_result(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* job:omitted(stream) -> bytes max_output left out of the middle */
+static int job_omitted(lua_State *L) {
+  tide_job *j = checkjob(L);
+  lua_pushinteger(L, (lua_Integer)j->buf[streamarg(L, 2)].omitted);
+  return 1;
+}
+
+/* job:tee_error(stream) -> nil | why writing the results file failed */
+static int job_tee_error(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int e = j->tee_err[streamarg(L, 2)];
+  if (e == 0) return 0;
+  lua_pushstring(L, strerror(e));
+  return 1;
+}
+
+/* ---- watched output: taking complete lines ---- */
+
+static pending *checkpending(lua_State *L, tide_job **jp, int *kp) {
+  tide_job *j = checkjob(L);
+  int k = streamarg(L, 2);
+  if (!j->watch) luaL_error(L, "job output is not watched");
+  *jp = j;
+  *kp = k;
+  return &j->pend[k];
+}
+
+/* Where what may be written now ends: after the last complete line; all
+ * of it at the end (final) or when raw; and a line longer than max_line
+ * goes out in pieces rather than wait without bound. */
+static size_t take_end(const tide_job *j, const pending *pd, int final,
+                       int raw) {
+  if (final || raw) return pd->len;
+  const char *base = pd->data + pd->start;
+  size_t n = pd->len - pd->start;
+  const char *nl = n ? memrchr(base, '\n', n) : NULL;
+  size_t end = nl ? (size_t)(nl - pd->data) + 1 : pd->start;
+  if (pd->len - end >= j->max_line) end = pd->len;
+  return end;
+}
+
+/* Lua took everything before end: drop it, and read again if reading
+ * stopped for want of room. */
+static void consume(tide_job *j, int k, size_t end) {
+  pending *pd = &j->pend[k];
+  pd->start = end;
+  if (pd->start == pd->len) pd->start = pd->len = 0;
+  if (pd->paused && j->reading[k] &&
+      pd->len - pd->start < j->max_line + TIDE_PEND_SLACK) {
+    pd->paused = 0;
+    uv_read_start((uv_stream_t *)&j->pipe[k], on_alloc, on_read);
+  }
+}
+
+/* job:flush(stream, fd [, prefix [, final [, newline [, raw]]]]) -> true |
+ * nil, message, errname.  Writes the complete lines read so far to fd, with
+ * prefix before each; with final (the job has ended) also an unfinished
+ * last line, and then "\n" if newline; with raw every byte read so far. */
+static int job_flush(lua_State *L) {
+  tide_job *j;
+  int k;
+  pending *pd = checkpending(L, &j, &k);
+  int fd = (int)luaL_checkinteger(L, 3);
+  size_t plen = 0;
+  const char *prefix = luaL_optlstring(L, 4, NULL, &plen);
+  int final = lua_toboolean(L, 5), newline = lua_toboolean(L, 6);
+  int raw = lua_toboolean(L, 7);
+  size_t end = take_end(j, pd, final, raw);
+  if (end == pd->start && !(final && newline && pd->midline)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  tide_out o;
+  tide_out_init(&o, fd, prefix, plen, !pd->midline);
+  fflush(NULL);
+  int rc = tide_out_add(&o, pd->data + pd->start, end - pd->start);
+  if (rc == 0) rc = tide_out_end(&o, final && newline);
+  pd->midline = !o.at_start;
+  consume(j, k, end);
+  return write_result(L, rc);
+}
+
+/* job:hold(stream [, final]): moves the complete lines read so far (all,
+ * with final) into the kept buffer, to be printed later as one block: a
+ * line-mode job whose turn has not come (order = "input"). */
+static int job_hold(lua_State *L) {
+  tide_job *j;
+  int k;
+  pending *pd = checkpending(L, &j, &k);
+  size_t end = take_end(j, pd, lua_toboolean(L, 3), 0);
+  if (end > pd->start) {
+    int rc = tide_buf_add(&j->buf[k], pd->data + pd->start, end - pd->start);
+    pd->midline = pd->data[end - 1] != '\n';
+    consume(j, k, end);
+    if (rc < 0) return write_result(L, rc);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void push_line(lua_State *L, const char *p, size_t n, lua_Integer i,
+                      int piece, int *partial) {
+  lua_pushlstring(L, p, n);
+  lua_rawseti(L, -2 - (*partial != 0), i);
+  if (!piece) return;
+  if (!*partial) {
+    lua_newtable(L);
+    *partial = 1;
+  }
+  lua_pushboolean(L, 1);
+  lua_rawseti(L, -2, i);
+}
+
+/* job:lines(stream [, final]) -> lines, partial, noeol | nothing.  Takes
+ * the complete lines read so far, without their "\n"; a line longer than
+ * max_line comes in pieces, each but the last listed in the table partial
+ * (nil when there are none); with final (the job has ended) also an
+ * unfinished last line, and noeol is then true. */
+static int job_lines(lua_State *L) {
+  tide_job *j;
+  int k;
+  pending *pd = checkpending(L, &j, &k);
+  int final = lua_toboolean(L, 3);
+  const char *p = pd->data + pd->start, *e = pd->data + pd->len;
+  size_t max = j->max_line;
+  lua_Integer n = 0;
+  int partial = 0, noeol = 0;
+  if (p == e) return 0;
+  lua_settop(L, 3);
+  lua_newtable(L);
+  while (p < e) {
+    const char *nl = memchr(p, '\n', (size_t)(e - p));
+    size_t len = nl ? (size_t)(nl - p) : (size_t)(e - p);
+    if (!nl && !final) { /* an unfinished line: only whole pieces go */
+      for (; len >= max; p += max, len -= max)
+        push_line(L, p, max, ++n, 1, &partial);
+      break;
+    }
+    for (; len > max; p += max, len -= max)
+      push_line(L, p, max, ++n, 1, &partial);
+    push_line(L, p, len, ++n, 0, &partial);
+    p += len + (nl != NULL);
+    noeol = nl == NULL;
+  }
+  consume(j, k, (size_t)(p - pd->data));
+  if (n == 0) return 0;
+  if (!partial) lua_pushnil(L);
+  lua_pushboolean(L, noeol);
+  return 3;
 }
 
 /* job:kill([sig]) -> true if the job was still running */
@@ -409,6 +693,31 @@ static int disposition(lua_State *L, int opts, const char *field) {
   return d;
 }
 
+static lua_Integer intopt(lua_State *L, int opts, const char *field,
+                          lua_Integer dflt, lua_Integer min) {
+  lua_Integer v = dflt;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    int ok;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < min) luaL_error(L, "bad spawn option '%s'", field);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Opens the results file of stream k; 0 or an errno. */
+static int open_tee(lua_State *L, tide_job *j, int opts, int k,
+                    const char **path) {
+  static const char *const fields[] = {"tee_stdout", "tee_stderr"};
+  int rc = 0;
+  if (lua_getfield(L, opts, fields[k]) == LUA_TSTRING) {
+    *path = lua_tostring(L, -1); /* the options table keeps it alive */
+    j->tee[k] = open(*path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (j->tee[k] < 0) rc = errno;
+  }
+  lua_pop(L, 1);
+  return rc;
+}
 
 /* A program that cannot start completes at once, as a shell would report
  * it: 127 for not found, 126 for not executable, and a message naming it. */
@@ -417,12 +726,14 @@ static void fail_start(tide_job *j, int code, const char *what, const char *why,
   char msg[4200];
   int n = snprintf(msg, sizeof msg, "tide: %s: %s\n", what, why);
   if (n > (int)sizeof msg - 1) n = (int)sizeof msg - 1;
-  if (errdisp == DISP_PIPE)
-    tide_buf_add(&j->buf[ERR], msg, (size_t)n);
+  if (errdisp == DISP_PIPE || errdisp == DISP_FILE)
+    deliver(j, ERR, msg, (size_t)n);
   else if (errdisp == DISP_INHERIT) {
     fflush(NULL);
     (void)!write(2, msg, (size_t)n);
   }
+  tee_close(j, OUT);
+  tee_close(j, ERR);
   j->status = code << 8;
   j->exited = j->finished = 1;
   j->t0 = j->t1 = uv_hrtime();
@@ -441,9 +752,14 @@ static int is_resource_error(int err) {
 /*
  * core.spawn(argv [, opts]) -> job | nil, message, errname
  * opts: cwd, env (table), stdin (string), stdout/stderr ("pipe", "inherit",
- * "null").  Resource shortages (EMFILE, EAGAIN, ENOMEM) return nil so the
- * scheduler can wait and retry; a program that cannot start is a job that
- * has already failed.
+ * "null"), and for piped streams: keep (false: do not keep the output),
+ * max_output (bytes kept per stream: the first and last half), watch
+ * (split lines for job:lines/flush/hold, and send news), max_line (the
+ * longest piece a watched line comes in), tee_stdout/tee_stderr (a results
+ * file that gets every byte; a stream that goes nowhere else is given to
+ * the job itself).  Resource shortages (EMFILE, EAGAIN, ENOMEM) return nil
+ * so the scheduler can wait and retry; a program that cannot start is a job
+ * that has already failed.
  */
 int tide_job_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -464,9 +780,22 @@ int tide_job_spawn(lua_State *L) {
     if (lua_istable(L, -1)) envidx = lua_gettop(L);
   }
 
+  int keep = 1, watchit = 0;
+  lua_Integer max_line = TIDE_MAX_LINE, max_output = 0;
+  if (opts) {
+    lua_getfield(L, opts, "keep");
+    keep = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_getfield(L, opts, "watch");
+    watchit = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    max_line = intopt(L, opts, "max_line", TIDE_MAX_LINE, 1);
+    max_output = intopt(L, opts, "max_output", 0, 0);
+  }
+
   /* Everything that can raise a Lua error happens before any resource is
    * taken, so an error never leaks a descriptor or a child. */
-  const char **argv = lua_newuserdatauv(L, (size_t)(argc + 1) * sizeof *argv, 0);
+  const char **argv =
+      lua_newuserdatauv(L, (size_t)(argc + 1) * sizeof *argv, 0);
   for (lua_Integer i = 0; i < argc; i++) {
     /* Only strings: the table keeps them alive after the pop. */
     if (lua_rawgeti(L, 1, i + 1) != LUA_TSTRING)
@@ -486,11 +815,32 @@ int tide_job_spawn(lua_State *L) {
   j->pidfd = -1;
   tide_buf_init(&j->buf[OUT]);
   tide_buf_init(&j->buf[ERR]);
+  j->tee[OUT] = j->tee[ERR] = -1;
+  j->keep = 1;
+  j->max_line = TIDE_MAX_LINE;
   tide_obj_pin(L, &j->obj);
 
   int fds[6] = {-1, -1, -1, -1, -1, -1}; /* out r/w, err r/w, in r/w */
   int err = 0;
   char **envp = NULL;
+  const char *failpath = NULL;
+
+  if (opts) {
+    j->keep = keep;
+    j->watch = watchit;
+    j->max_line = (size_t)max_line;
+    j->buf[OUT].limit = j->buf[ERR].limit = (uint64_t)max_output;
+    for (int k = OUT; k <= ERR; k++) {
+      if (disp[k] != DISP_PIPE) continue;
+      const char *path = NULL;
+      if ((err = open_tee(L, j, opts, k, &path)) != 0) {
+        failpath = path;
+        goto fail;
+      }
+      if (j->tee[k] >= 0 && !j->keep && !j->watch) disp[k] = DISP_FILE;
+    }
+    j->routed = !j->keep || j->watch || j->tee[OUT] >= 0 || j->tee[ERR] >= 0;
+  }
 
   if (cwd) {
     struct stat st;
@@ -529,7 +879,9 @@ int tide_job_spawn(lua_State *L) {
   tide_spawn_opts so = {argv, envp, cwd, {in ? fds[4] : devnull, 1, 2}};
   for (int k = OUT; k <= ERR; k++)
     if (disp[k] != DISP_INHERIT)
-      so.fd[k + 1] = disp[k] == DISP_PIPE ? fds[2 * k + 1] : devnull;
+      so.fd[k + 1] = disp[k] == DISP_PIPE   ? fds[2 * k + 1]
+                     : disp[k] == DISP_FILE ? j->tee[k]
+                                            : devnull;
   err = tide_spawn(&so, &j->pid);
   if (err != 0) {
     if (is_resource_error(err)) goto fail;
@@ -541,6 +893,7 @@ int tide_job_spawn(lua_State *L) {
   j->t0 = uv_hrtime();
   watch(j);
   for (int k = OUT; k <= ERR; k++) {
+    if (disp[k] == DISP_FILE) tee_close(j, k); /* the job has it */
     if (disp[k] != DISP_PIPE) continue;
     close(fds[2 * k + 1]);
     fds[2 * k + 1] = -1;
@@ -578,11 +931,17 @@ int tide_job_spawn(lua_State *L) {
 fail:
   /* The userdata exists but never ran: unpin it and report. */
   close_fds(fds, 6);
+  tee_close(j, OUT);
+  tee_close(j, ERR);
   tide_spawn_env_free(envp);
   luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref);
   j->obj.ref = LUA_NOREF;
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(-err), uv_strerror(-err));
+  if (failpath)
+    lua_pushfstring(L, "%s: %s: %s", failpath, uv_err_name(-err),
+                    uv_strerror(-err));
+  else
+    lua_pushfstring(L, "%s: %s", uv_err_name(-err), uv_strerror(-err));
   lua_pushstring(L, uv_err_name(-err));
   return 3;
 
@@ -593,14 +952,21 @@ done:
 }
 
 void tide_job_register(lua_State *L) {
-  static const luaL_Reg methods[] = {{"result", job_result},
-                                     {"pid", job_pid},
-                                     {"usage", job_usage},
-                                     {"output", job_output},
-                                     {"write", job_write},
-                                     {"release", job_release},
-                                     {"kill", job_kill},
-                                     {"terminate", job_terminate},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"result", job_result},       {"pid", job_pid},
+      {"usage", job_usage},         {"output", job_output},
+      {"write", job_write},         {"release", job_release},
+      {"clear", job_clear},         {"keep", job_keep},
+      {"omitted", job_omitted},     {"tee_error", job_tee_error},
+      {"flush", job_flush},         {"hold", job_hold},
+      {"lines", job_lines},         {"kill", job_kill},
+      {"terminate", job_terminate}, {NULL, NULL}};
   tide_obj_class(L, JOB_MT, methods, job_gc);
+}
+
+tide_buf *tide_job_buf(lua_State *L, int idx) {
+  tide_obj **u = luaL_checkudata(L, idx, JOB_MT);
+  if (*u == NULL) luaL_argerror(L, idx, "job already collected");
+  static const char *const names[] = {"stdout", "stderr", NULL};
+  return &((tide_job *)*u)->buf[luaL_checkoption(L, idx + 1, NULL, names)];
 }

@@ -5,6 +5,13 @@
  * on the completion queue.  tide_step() runs the loop once and hands the
  * queue to the Lua driver, which resumes the tasks waiting on those objects.
  * So Lua never runs inside a callback and uv_run is never re-entered.
+ *
+ * A second queue carries news: a job whose output is watched (line mode,
+ * per-line callbacks) is queued when new output arrives, once until the
+ * driver has taken the queue, however many reads that turn made.  The
+ * driver then lets the waiting task take the complete lines (job.c splits
+ * them), so a job printing a million lines costs one Lua wake-up per loop
+ * turn, not one per line or per read.  Jobs nobody watches never touch it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +29,7 @@
 static uv_loop_t loop;
 static uv_async_t wake; /* lets the signal handler interrupt uv_run */
 static tide_obj *done_head, *done_tail;
+static tide_obj *news_head, *news_tail;
 
 uv_loop_t *tide_loop(void) { return &loop; }
 
@@ -57,6 +65,32 @@ void tide_complete(tide_obj *o) {
   else
     done_head = o;
   done_tail = o;
+}
+
+void tide_news(tide_obj *o) {
+  if (o->news_queued) return;
+  o->news_queued = 1;
+  o->next_news = NULL;
+  if (news_tail)
+    news_tail->next_news = o;
+  else
+    news_head = o;
+  news_tail = o;
+}
+
+void tide_news_forget(tide_obj *o) {
+  if (!o->news_queued) return;
+  tide_obj *prev = NULL;
+  for (tide_obj *p = news_head; p; prev = p, p = p->next_news) {
+    if (p != o) continue;
+    if (prev)
+      prev->next_news = o->next_news;
+    else
+      news_head = o->next_news;
+    if (news_tail == o) news_tail = prev;
+    break;
+  }
+  o->news_queued = 0;
 }
 
 void tide_obj_pin(lua_State *L, tide_obj *o) {
@@ -101,14 +135,33 @@ void tide_obj_close_cb(uv_handle_t *h) {
 
 /*
  * Runs the loop until something completes, then returns an array of the
- * completed objects; returns nothing when nothing is left that could ever
+ * completed objects, and a second array of the objects with news when
+ * there are any; returns nothing when nothing is left that could ever
  * complete, which the driver reports as a deadlock.
  */
 int tide_step(lua_State *L) {
   int alive = 1;
-  if (done_head == NULL) alive = uv_run(&loop, UV_RUN_ONCE);
+  if (done_head == NULL && news_head == NULL)
+    alive = uv_run(&loop, UV_RUN_ONCE);
   if (tide_signal_pending()) tide_die(tide_signal_pending());
-  if (done_head == NULL && !alive && !uv_loop_alive(&loop)) return 0;
+  if (done_head == NULL && news_head == NULL && !alive && !uv_loop_alive(&loop))
+    return 0;
+  int nres = 1;
+  if (news_head) {
+    /* Before the completions: an object is pinned until its completion is
+     * handed over, so its ref is still valid here. */
+    lua_newtable(L);
+    lua_Integer n = 0;
+    while (news_head) {
+      tide_obj *o = news_head;
+      news_head = o->next_news;
+      o->news_queued = 0;
+      lua_rawgeti(L, LUA_REGISTRYINDEX, o->ref);
+      lua_rawseti(L, -2, ++n);
+    }
+    news_tail = NULL;
+    nres = 2;
+  }
   lua_newtable(L);
   lua_Integer n = 0;
   while (done_head) {
@@ -120,7 +173,8 @@ int tide_step(lua_State *L) {
     lua_rawseti(L, -2, ++n);
   }
   done_tail = NULL;
-  return 1;
+  if (nres == 2) lua_insert(L, -2); /* completions first, then news */
+  return nres;
 }
 
 void tide_teardown(unsigned grace_ms) {

@@ -4,13 +4,14 @@
  * C provides mechanisms only: one libuv loop, processes with pipes, timers,
  * signals and bounded output buffers.  Everything that decides *what* to run
  * and *when* lives in lua/.  libuv callbacks never call into Lua: they record
- * state and queue finished objects, which tide_step() hands to the Lua driver.
+ * state and queue finished objects (and news: new output of a watched job),
+ * which tide_step() hands to the Lua driver.
  */
 #ifndef TIDE_H
 #define TIDE_H
 
-#include <stddef.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -28,6 +29,13 @@ typedef struct tide_buf {
   size_t len, cap;
   int spill_fd;     /* -1 until the in-memory part first overflows */
   uint64_t spilled; /* bytes already in the spill file */
+  /* With a limit (max_output), only the first half of the limit is kept as
+   * above and the last half in a ring; the bytes between are only counted,
+   * so a job that prints without end costs a fixed amount. */
+  uint64_t limit; /* 0: keep everything */
+  char *ring;
+  size_t ring_start, ring_len;
+  uint64_t omitted;
 } tide_buf;
 
 void tide_buf_init(tide_buf *b);
@@ -39,12 +47,42 @@ int tide_buf_write_to(const tide_buf *b, int fd);
 /* Push the whole content as one Lua string. */
 void tide_buf_push(lua_State *L, const tide_buf *b);
 void tide_buf_free(tide_buf *b);
+/* write(2) until done; -EINTR as soon as a signal for tide is pending. */
+int tide_write_all(int fd, const char *p, size_t n);
+
+/* A writer that puts a prefix (a tag) before every line, staging small
+ * lines so that thousands of them cost a few write(2) calls.  at_start
+ * says whether the next byte begins a line: it carries over between calls
+ * when a job's output is written a piece at a time. */
+typedef struct tide_out {
+  int fd;
+  const char *prefix;
+  size_t plen, n;
+  int at_start;
+  char stage[1 << 16];
+} tide_out;
+
+void tide_out_init(tide_out *o, int fd, const char *prefix, size_t plen,
+                   int at_start);
+int tide_out_add(tide_out *o, const char *p, size_t n);
+/* Flushes; first ends an unfinished last line with "\n" if newline. */
+int tide_out_end(tide_out *o, int newline);
+/* Writes the content of b from off, len bytes, through o. */
+int tide_buf_write_range(const tide_buf *b, uint64_t off, uint64_t len,
+                         tide_out *o);
+/* The buffer of a job's stream (the job at idx, the stream name at idx+1),
+ * for the output store (job.c). */
+tide_buf *tide_job_buf(lua_State *L, int idx);
+void tide_store_register(lua_State *L);
+int tide_store_new(lua_State *L);
 
 /* ---- loop.c: the loop, the completion queue and the driver step ---- */
 
 /* Anything that completes in C and is handed to Lua by tide_step(). */
 typedef struct tide_obj {
   struct tide_obj *next_done; /* completion queue link */
+  struct tide_obj *next_news; /* news queue link (a watched job's output) */
+  int news_queued;            /* on the news queue: at most once a turn */
   int ref;                    /* registry ref pinning the userdata; LUA_NOREF
                                  once handed to Lua */
   int open_handles;           /* libuv handles not yet closed */
@@ -56,6 +94,11 @@ uv_loop_t *tide_loop(void);
 int tide_loop_init(lua_State *L);
 /* Queue o for the driver; called from libuv callbacks. */
 void tide_complete(tide_obj *o);
+/* Tell the driver that o, still running, has news (new output); queued at
+ * most once until the driver has seen it.  Called from libuv callbacks. */
+void tide_news(tide_obj *o);
+/* Take o off the news queue (it is being freed). */
+void tide_news_forget(tide_obj *o);
 /* Pin the userdata on top of the stack until o is delivered. */
 void tide_obj_pin(lua_State *L, tide_obj *o);
 /* Handle close callback shared by every object: frees when nothing is left. */

@@ -19,6 +19,27 @@ local workout = [[
   require("tide").sleep(0.01)
   assert(shell("true", {timeout = 5, retries = 1}).ok)  -- a deadline cancelled
   assert(shell("sleep 5", {timeout = 0.05}).timed_out)   -- a deadline that fires
+  -- output modes: watched lines and pieces, held and stored output, results files
+  local dir = os.tmpname()
+  os.remove(dir)
+  pool{jobs = 3, output = "line", tag = true, order = "input"}:map(function(i)
+    return shell(("printf 'a%d\\nb'; sleep 0.0%d; echo c >&2"):format(i, 4 - i))
+  end, {1, 2, 3})
+  pool{jobs = 3, order = "input", results = dir}:map(function(i)
+    return shell(("sleep 0.0%d; head -c %d /dev/zero"):format(4 - i, i * 700000), {newline = true})
+  end, {1, 2, 3})
+  local seen = 0
+  shell("head -c 5000 /dev/zero; echo; echo x >&2", {output = "line", max_line = 1000,
+    on_line = function(_, stream) seen = seen + 1 return stream == "stderr" end})
+  assert(seen >= 6)
+  shell("echo kept; echo dropped", {tag = true, on_line = function(l) return l ~= "dropped" end})
+  shell("printf raw", {output = "ungroup", results = dir})
+  shell("echo filed", {output = "null", results = dir})
+  local c = shell("head -c 3000000 /dev/zero; echo end", {capture = true, max_output = "2M"})
+  assert(c.truncated and #c.stdout == 2 * 1048576)
+  assert(not shell("nosuch-program-xyz", {output = "line", results = dir}).ok)
+  assert(not pcall(shell, "echo x; sleep 5", {on_line = function() error("boom") end}))
+  os.execute("rm -rf " .. dir)
 ]]
 
 describe("under valgrind", function()
@@ -42,6 +63,6 @@ describe("under valgrind", function()
     assert.are.equal(1, r.code) -- the workout has failing jobs on purpose
     assert.are.equal(1, code, err)
     assert.is_nil(err:find("==%d+=="), err)
-    assert.truthy(err:find("tide: 5 of 10 jobs failed", 1, true), err)
+    assert.truthy(err:find("tide: 7 of 23 jobs failed", 1, true), err)
   end)
 end)

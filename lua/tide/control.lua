@@ -168,8 +168,67 @@ local JOB = {
     end
     return nil, "a size such as '2G' or '512M', or a number of bytes"
   end,
+
+  -- Output (output.lua)
+  output = function(v)
+    if M.OUTPUT_MODES[v] then
+      return v
+    end
+    return nil, "'group', 'line', 'ungroup', 'capture' or 'null'"
+  end,
+  tag = function(v)
+    if v == true or callable(v) then
+      return v
+    end
+    return nil, "true or a function(item, i) returning a string"
+  end,
+  on_line = function(v)
+    if callable(v) then
+      return v
+    end
+    return nil, "a function(line, stream, item, partial)"
+  end,
+  newline = function(v)
+    if type(v) == "boolean" then
+      return v
+    end
+    return nil, "a boolean"
+  end,
+  results = function(v)
+    if type(v) == "string" and v ~= "" and not v:find("\0", 1, true) then
+      return v
+    end
+    return nil, "a directory name"
+  end,
+  max_output = function(v)
+    local s = M.size(v)
+    if s and s >= 1 and s < 2 ^ 53 then
+      return math.floor(s)
+    end
+    return nil, "a size in bytes of at least 1, such as 65536 or '10M'"
+  end,
+  max_line = function(v)
+    local s = M.size(v)
+    if s and s >= 1 and s < 2 ^ 53 then
+      return math.floor(s)
+    end
+    return nil, "a size in bytes of at least 1, such as 4096 or '1M'"
+  end,
 }
 M.JOB = JOB
+
+M.OUTPUT_MODES = { group = true, line = true, ungroup = true, capture = true, null = true }
+
+-- The order option of pools and maps: "input" or "finish"; nil and what
+-- was expected otherwise.
+function M.order(v)
+  if v == "input" or v == "finish" then
+    return v
+  elseif v == false then
+    return "finish"
+  end
+  return nil, ("option 'order' must be 'input' or 'finish', got %s"):format(describe(v))
+end
 
 -- Checks one job option: its value, or nil and "option 'k' must be ...".
 function M.check(k, v)

@@ -4,6 +4,15 @@
 -- \u00XX of its Latin-1 code point, so the output is always valid JSON.
 local M = {}
 
+-- A value that encodes as null, for a field that must be present when it
+-- has no value ({code = json.null}); a nil field is left out.
+M.null = setmetatable({}, {
+  __name = "json.null",
+  __tostring = function()
+    return "null"
+  end,
+})
+
 local ESC = { [8] = "\\b", [9] = "\\t", [10] = "\\n", [12] = "\\f", [13] = "\\r",
   [34] = '\\"', [92] = "\\\\" }
 
@@ -105,7 +114,7 @@ end
 
 function encode(v, seen)
   local tv = type(v)
-  if v == nil then
+  if v == nil or v == M.null then
     return "null"
   elseif tv == "boolean" then
     return tostring(v)

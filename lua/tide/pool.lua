@@ -15,6 +15,7 @@
 -- ("soon"), or also cancels the running ones ("now").
 local control = require("tide.control")
 local core = require("tide.core")
+local output = require("tide.output")
 local sched = require("tide.sched")
 
 local M = {}
@@ -76,6 +77,11 @@ local function check_options(opts, fname, argn, extra)
         fail(("option 'halt' must be %s, got %s"):format(want, describe(v)))
       end
       halt = spec
+    elseif k == "order" then
+      local order, msg = control.order(v)
+      if not order then
+        fail(msg)
+      end
     elseif not extra[k] then
       fail(("unknown option %s"):format(describe(k)))
     end
@@ -89,13 +95,14 @@ function M.new(arg)
   if arg == nil then
     n = M.default_jobs()
   elseif type(arg) == "table" then
-    jobopts, halt = check_options(arg, "pool", 1, { jobs = true })
+    jobopts, halt = check_options(arg, "pool", 1, { jobs = true, order = true })
     n = arg.jobs == nil and M.default_jobs() or check_jobs(arg.jobs, "pool", "jobs", 3)
   else
     n = check_jobs(arg, "pool", "size", 3)
   end
   return setmetatable({
     size = n, used = 0, queue = {}, grow = {}, jobopts = jobopts, halt = halt or nil,
+    order = type(arg) == "table" and control.order(arg.order) or nil,
   }, Pool)
 end
 
@@ -282,6 +289,9 @@ local function on_done(t, ok, value, tb)
   st.active = st.active - 1
   local pool = st.pool
   pool.used = pool.used - t.held
+  if st.ord then
+    output.item_done(st.ord, t.index)
+  end
   if ok then
     st.results[t.index] = value
   elseif value == sched.CANCELLED then
@@ -308,7 +318,10 @@ local function start(st, item, w)
   local t = sched.spawn(function()
     return fn(item, i)
   end, on_done)
-  t.map, t.pool, t.index, t.held = st, pool, i, w
+  t.map, t.pool, t.index, t.held, t.item = st, pool, i, w, item
+  -- where its jobs' output goes: its own place in an ordered map, or
+  -- wherever the output of the task that called map goes
+  t.out = st.ord and output.slot(st.ord, i) or st.outer
   st.tasks[t] = true
 end
 
@@ -442,7 +455,7 @@ function Pool:resize(n)
   fill(self)
 end
 
-local MAP_OPTIONS = { slots = true }
+local MAP_OPTIONS = { slots = true, order = true }
 
 function Pool:map(fn, list, opts)
   if getmetatable(self) ~= Pool then
@@ -455,7 +468,7 @@ function Pool:map(fn, list, opts)
     error(("bad argument #2 to 'map' (table, sequence or iterator function expected, got %s)")
       :format(type(list)), 2)
   end
-  local jobopts, halt, weight = self.jobopts, self.halt, nil
+  local jobopts, halt, weight, order = self.jobopts, self.halt, nil, self.order
   if opts ~= nil then
     if type(opts) ~= "table" then
       error(("bad argument #3 to 'map' (options table expected, got %s)"):format(type(opts)), 2)
@@ -466,6 +479,9 @@ function Pool:map(fn, list, opts)
     end
     if opts.halt ~= nil then
       halt = own_halt
+    end
+    if opts.order ~= nil then
+      order = control.order(opts.order)
     end
     weight = opts.slots
     if weight ~= nil and not callable(weight) then
@@ -488,6 +504,10 @@ function Pool:map(fn, list, opts)
     ndone = 0, nok = 0, nfail = 0,
   }
   st.observe = observer(st, caller)
+  st.outer = caller and caller.out
+  if order == "input" then
+    st.ord = output.order(st.outer)
+  end
   -- A task that maps over its own pool lends it its slots while it waits,
   -- so nesting on one pool cannot deadlock; its items go first.
   local lend = caller ~= nil and caller.pool == self and caller.held
@@ -507,6 +527,9 @@ function Pool:map(fn, list, opts)
   if lend then
     self.used = self.used + lend
     caller.held = lend
+  end
+  if st.ord then
+    output.flush_order(st.ord) -- what a halt or an error left held
   end
   if st.err then
     error(st.err, 2)

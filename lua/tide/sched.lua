@@ -19,6 +19,7 @@ M.CANCELLED = setmetatable({}, { __name = "tide.cancelled" })
 local waiters = {} -- [object] = the task waiting for it
 local watchers = {} -- [object] = the function to call when it completes
 local finished = setmetatable({}, { __mode = "k" }) -- completed, unclaimed
+local noted = setmetatable({}, { __mode = "k" }) -- has news nobody took yet
 local runq, head, tail = {}, 1, 0
 local fired, nfired = {}, 0 -- watchers whose object completed
 local current -- the task the driver is resuming, if any
@@ -57,6 +58,23 @@ function M.complete(obj)
     else
       finished[obj] = true
     end
+  end
+end
+
+-- obj, still running, has news (a watched job has new output): the task
+-- waiting for it wakes up, from M.await_news, to take it.  A cancelled task
+-- waits for its job's end, not its news.
+function M.notify(obj)
+  local t = waiters[obj]
+  if t then
+    if not t.cancelled then
+      waiters[obj] = nil
+      t.waiting, t.on_cancel = nil, nil
+      t.noted = true
+      ready(t)
+    end
+  else
+    noted[obj] = true
   end
 end
 
@@ -132,10 +150,15 @@ function M.drive(done)
         fns[i]()
       end
     else
-      local objs = core.step()
+      local objs, news = core.step()
       if not objs then
         error("deadlock: tasks are waiting but no job, timer or task is left "
           .. "that could wake them", 0)
+      end
+      if news then
+        for i = 1, #news do
+          M.notify(news[i])
+        end
       end
       for i = 1, #objs do
         M.complete(objs[i])
@@ -176,6 +199,43 @@ function M.await(obj, on_cancel)
     return finished[obj]
   end)
   finished[obj] = nil
+end
+
+-- Waits until obj completes or has news; returns true once it completed.
+-- A task cancelled meanwhile calls on_cancel (which makes obj end soon)
+-- and still waits for the end, so a job is reaped before its task closes.
+function M.await_news(obj, on_cancel)
+  if finished[obj] then
+    finished[obj], noted[obj] = nil, nil
+    return true
+  elseif noted[obj] then
+    noted[obj] = nil
+    return false
+  end
+  local t = current
+  if t and coroutine.running() == t.co then
+    if t.cancelled and on_cancel then
+      on_cancel()
+      on_cancel = nil
+    end
+    waiters[obj] = t
+    t.waiting, t.on_cancel = obj, on_cancel
+    coroutine.yield(SUSPEND)
+    if t.noted then
+      t.noted = nil
+      return false
+    end
+    return true
+  end
+  M.drive(function()
+    return finished[obj] or noted[obj]
+  end)
+  if finished[obj] then
+    finished[obj], noted[obj] = nil, nil
+    return true
+  end
+  noted[obj] = nil
+  return false
 end
 
 -- Sleeps the calling task (or the whole script, from the main chunk).

@@ -1,14 +1,16 @@
 -- shell.lua: shell(cmd [, opts]), one job and its result.
 --
 -- A failing command is data (r.ok == false); only misuse raises.  Output is
--- grouped: a job's stdout and stderr are printed as one block each when it
--- ends, so jobs never interleave.
+-- grouped by default: a job's stdout and stderr are printed as one block
+-- each when it ends, so jobs never interleave; output.lua has the other
+-- modes, tags, order, per-line callbacks and results directories.
 --
--- A job with no job control (no timeout, retries, throttle or slots, from
--- its options or its pool's) takes the short path: spawn, wait, report.
--- The others go through run_controlled, which applies them.
+-- A job with no job or output options (from its own options, its map's or
+-- its pool's) and no ordered map above it takes the short path: spawn,
+-- wait, report.  The others go through run_controlled, which applies them.
 local control = require("tide.control")
 local core = require("tide.core")
+local output = require("tide.output")
 local pool = require("tide.pool")
 local sched = require("tide.sched")
 
@@ -123,9 +125,14 @@ local function check_opts(opts)
       end
       ctl = ctl or {}
       ctl[k] = value
+    elseif k == "order" then
+      argerror(2, "option 'order' is a map's: set it on pool{...} or p:map(fn, list, {order = ...})")
     else
       argerror(2, ("unknown option '%s'"):format(tostring(k)))
     end
+  end
+  if opts.capture and opts.output and opts.output ~= "capture" then
+    argerror(2, ("capture = true and output = '%s' contradict each other"):format(opts.output))
   end
   if opts.env then
     for k, v in pairs(opts.env) do
@@ -205,7 +212,11 @@ local Books = {
 }
 
 -- One attempt: returns its result and the job (nil if it could not start).
-local function attempt(argv, cmdstr, spec, pol, ctx, books)
+-- o: the output plan, if the job needs one.
+local function attempt(argv, cmdstr, spec, pol, ctx, books, o)
+  if o then
+    output.begin(o, cmdstr)
+  end
   local job, msg = spawn(argv, spec)
   if not job then
     return result_without_job(cmdstr, true, msg)
@@ -228,9 +239,14 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books)
     rec.min_free = pol.min_free
     control.watch_memory(rec)
   end
-  sched.await(job, function()
+  local function on_cancel()
     stop(job, grace)
-  end)
+  end
+  if o and o.watch then
+    output.follow(job, o, on_cancel) -- an error in on_line: books are closed
+  else
+    sched.await(job, on_cancel)
+  end
   control.forget(rec, rt)
   books.rec, books.rt = nil, nil
   local code, signal, elapsed = job:result()
@@ -268,6 +284,18 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   local p = t and t.pool
   local ctx = p or M.main
   local stats = M.stats
+  -- capture = true or false in shell() itself wins over an inherited mode
+  local mode = pol.output or "group"
+  if opts.capture then
+    mode = "capture"
+  elseif opts.capture == false and mode == "capture" then
+    mode = "group"
+  end
+  local capture = mode == "capture"
+  local o = output.plan(pol, mode, t, cmdstr, spec)
+  if o then
+    spec = o.spec
+  end
   stats.jobs = stats.jobs + 1
   local books <close> = setmetatable({}, Books)
   if pol.slots and p then
@@ -284,7 +312,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       control.pass(ctx.gate, pol)
     end
     local mem_killed
-    r, job, mem_killed = attempt(argv, cmdstr, spec, pol, ctx, books)
+    r, job, mem_killed = attempt(argv, cmdstr, spec, pol, ctx, books, o)
     if mem_killed then
       -- stopped for memory: not an attempt; runs again once memory is back
       requeued = requeued + 1
@@ -318,20 +346,28 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
     end
   end
   if job then
-    if opts.capture then
+    if o then
+      if o.mode ~= "capture" then
+        r.stdout, r.stderr = nil, nil
+      end
+      output.finish(job, o, r)
+    elseif capture then
       r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
     else
       r.stdout, r.stderr = nil, nil
       emit(job)
     end
     job:release()
-  elseif not opts.capture then
+  elseif not capture then
     io.stderr:write(r.stderr)
     r.stdout, r.stderr = nil, nil
   end
   r.attempts, r.tries = n, tries
   if requeued > 0 then
     r.requeued = requeued
+  end
+  if o and o.res then
+    output.record(o, r, argv)
   end
   return r
 end
@@ -371,8 +407,8 @@ function M.run(cmd, opts)
   end
   local stats = M.stats
   local r
-  if pol then
-    r = run_controlled(argv, cmdstr, opts, spec, pol, t)
+  if pol or (t and t.out) then
+    r = run_controlled(argv, cmdstr, opts, spec, pol or EMPTY, t)
   else
     stats.jobs = stats.jobs + 1
     local job, msg = spawn(argv, spec)
