@@ -30,6 +30,7 @@ static void print_usage(const char *badoption) {
   }
   fprintf(badoption ? stderr : stdout,
           "usage: %s [options] [script [args]]\n"
+          "       %s [GNU parallel options] [command] ::: args  (one-liner)\n"
           "Runs a Lua 5.4 script with pool(n):map(fn, list) and shell(cmd).\n"
           "Available options are:\n"
           "  -e stat   execute string 'stat'\n"
@@ -38,12 +39,12 @@ static void print_usage(const char *badoption) {
           "  -v        show version information\n"
           "  -E        ignore environment variables (LUA_INIT, LUA_PATH...)\n"
           "  -W        turn warnings on\n"
-          "  -h        show this help\n"
+          "  -h        show this help (--help: also the one-liner options)\n"
           "  --        stop handling options\n"
           "  -         stop handling options and run the script on stdin\n"
           "Exit status: 0 all jobs succeeded, 1 some job failed, 2 script "
           "error,\n128+N stopped by signal N.\n",
-          progname);
+          progname, progname);
 }
 
 static void l_message(const char *msg) {
@@ -259,13 +260,43 @@ static int call_host(lua_State *L, const char *fn, int nargs, int nres) {
   return report(L, docall(L, nargs, nres));
 }
 
+/* Asks tide.host whether argv is a one-liner (GNU parallel's command
+ * line): that decision is policy, and lives in Lua.  If it is, runs it and
+ * leaves tide's exit status on the stack. */
+static int oneliner(lua_State *L, int args, int *ran) {
+  lua_pushvalue(L, args);
+  if (call_host(L, "is_oneliner", 1, 1) != LUA_OK) return 0;
+  *ran = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!*ran) return 1;
+  lua_pushvalue(L, args);
+  return call_host(L, "oneliner", 1, 1) == LUA_OK;
+}
+
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
+  /* tide's arguments as given, before collectargs rewrites --help */
+  lua_createtable(L, argc, 0);
+  for (int i = 1; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  int argtable = lua_gettop(L);
   int script = argc;
   int args = collectargs(argv, &script);
   luaL_checkversion(L);
   lua_pushinteger(L, EXIT_SCRIPT_ERROR); /* the result unless changed */
+  if (args != has_error && (args & has_E)) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
+  luaL_openlibs(L);
+  tide_preload(L, getenv("TIDE_LUADIR"));
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCGEN, 0, 0);
+  int ran = 0;
+  if (!oneliner(L, argtable, &ran) || ran) return 1;
   if (args == has_error) {
     print_usage(argv[script]);
     return 1;
@@ -281,15 +312,7 @@ static int pmain(lua_State *L) {
     return 1;
   }
   if (args & has_v) print_version();
-  if (args & has_E) {
-    lua_pushboolean(L, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
-  }
-  luaL_openlibs(L);
-  tide_preload(L, getenv("TIDE_LUADIR"));
   createargtable(L, argv, argc, script);
-  lua_gc(L, LUA_GCRESTART);
-  lua_gc(L, LUA_GCGEN, 0, 0);
   lua_pushinteger(L, default_jobs);
   if (call_host(L, "setup", 1, 0) != LUA_OK) return 1;
   if (!(args & has_E) && handle_luainit(L) != LUA_OK) return 1;

@@ -52,6 +52,97 @@ function M.setup(jobs)
   end
 end
 
+local SEPARATORS = { [":::"] = true, ["::::"] = true, [":::+"] = true, ["::::+"] = true }
+
+-- Whether a command's first word names an executable in PATH: `tide
+-- 'gzip -9'` reading stdin is a one-liner too.
+local function in_path(cmd)
+  local word = cmd:match("^[^ \t]+")
+  if not word or word:find("/", 1, true) then
+    return false
+  end
+  for dir in ((os.getenv("PATH") or "") .. ":"):gmatch("([^:]*):") do
+    if core.executable((dir == "" and "." or dir) .. "/" .. word) then
+      return true
+    end
+  end
+  return false
+end
+
+local function plain_number(s)
+  return s ~= nil and s:find("^%d+$") ~= nil
+end
+
+-- One-liner (GNU parallel's command line, run by tide.cli) or script
+-- (lua's)?  args are tide's arguments after its name.  First the leading
+-- options: one only lua has (-e -l -E -W) means a script; else one only
+-- GNU parallel has (-k, --tag, -j 50%, --help...; taken to have no value,
+-- as only the mode is decided here) means a one-liner.  Else, at the first
+-- other word W:
+--   - W ends in ".lua" or is "-": script (a missing x.lua is "cannot
+--     open", never a command);
+--   - a separator (::: :::: :::+ ::::+) anywhere: one-liner;
+--   - W is an existing file: script (as lua runs it);
+--   - W's first word names an executable in PATH: one-liner reading stdin;
+--   - else script ("cannot open W").
+function M.is_oneliner(args)
+  local i, lua_only, gnu_only = 1, false, false
+  while args[i] do
+    local a = args[i]
+    if a:sub(1, 1) ~= "-" or a == "-" then
+      break
+    elseif a == "--" then
+      return false
+    elseif a == "--version" or a == "-v" or a == "-h" then -- luacheck: ignore 542
+    elseif a == "-E" or a == "-W" then
+      lua_only = true
+    elseif a:find("^%-[el]") then
+      lua_only = true
+      if #a == 2 then
+        i = i + 1
+      end
+    elseif a:find("^%-j") then
+      local v = #a > 2 and a:sub(3) or args[i + 1]
+      if v == nil then
+        break
+      end
+      gnu_only = gnu_only or not plain_number(v)
+      if #a == 2 then
+        i = i + 1
+      end
+    else
+      gnu_only = true
+    end
+    i = i + 1
+  end
+  if lua_only then
+    return false
+  elseif gnu_only then
+    return true
+  end
+  local w = args[i]
+  if w == nil or w == "-" or w:find("%.lua$") then
+    return false
+  end
+  for k = i, #args do
+    if SEPARATORS[args[k]] then
+      return true
+    end
+  end
+  local f = io.open(w)
+  if f then
+    f:close()
+    return false
+  end
+  return in_path(w)
+end
+
+-- One-liner mode: runs it and returns tide's exit status (tide.cli).
+function M.oneliner(args)
+  install_pipe_checks()
+  return require("tide.cli").main(args)
+end
+
 -- Returns tide's exit status once the script has run to its end: 1 if a
 -- job failed, else 0; but the first map that halted decides (the failing
 -- job's own status for fail=1, 0 for success=..., see pool.lua), except

@@ -1,0 +1,827 @@
+-- cli.lua: one-liners, GNU parallel's command line on tide's pool.
+--
+--   tide [options] [command [args]] ::: a b ::: x y :::: file :::+ 1 2
+--
+-- main.c decides that a command line is a one-liner (see its
+-- oneliner_mode) and hands the arguments here.  Everything is built from
+-- the Lua half: inputs become a list of jobs, each job a command made
+-- with template.fmt (or template.argv with -q), run by pool():map with
+-- shell().  Options whose machinery is not built say so and exit 255.
+local core = require("tide.core")
+local pool = require("tide.pool")
+local shell = require("tide.shell")
+local template = require("tide.template")
+
+local M = {}
+
+local USAGE = [==[
+usage: tide [options] [script [args]]                 run a Lua script
+       tide [options] [command [args]] ::: a b ::: c  one-liner, as GNU parallel
+Script mode (lua's options):
+  -e stat   execute string 'stat'       -l mod    require library 'mod'
+  -j N      default pool size           -v        show version information
+  -E        ignore LUA_* variables      -W        turn warnings on
+  -h        short help                  --  / -   stop handling options / stdin
+One-liner mode, when a ::: or :::: separator is present, or an option below
+that lua does not know is given, or the first word is not a file here and is
+not a .lua name but a program in PATH (`ls | tide -j4 gzip`). A word ending
+in .lua is always a script.
+Input:  ::: args   :::: file (- = stdin)   :::+ / ::::+ (linked to the previous
+        source)   -a file   --link   no source: stdin's lines
+        -0 / --null   -d delim   --colsep sep   --header :
+Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
+        none in the command: the arguments are appended.
+  -j N | N% | +N | -N   jobs at a time (default: CPUs; 0: as many as jobs)
+  -n N / -N N   arguments per job       -X / -m   as many as fit per job
+  -q            run the command with no shell (each word one argument)
+  --shellquote  print the arguments quoted, run nothing
+  --dry-run     print each command, run nothing
+  --timeout S|P%   --retries N   --halt now|soon,fail|success|done=N|P%
+  --delay S   --load L   --memfree SIZE   --workdir DIR   --env VAR
+  -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
+              (output options: need tide's output modes)
+Not available yet: --joblog --resume --resume-failed --bar --progress --eta
+  -S/--sshlogin -v (they stop with exit 255 rather than being ignored).
+Exit status: the number of failed jobs (at most 101); with --halt ...,fail=1
+the failing job's status; 255 for other errors.
+]==]
+
+-- An error in the command line: message, exit 255.
+local Usage = {}
+local function die(fmt, ...)
+  error(setmetatable({ msg = fmt:format(...) }, Usage), 0)
+end
+
+local NOT_YET = {
+  ["--joblog"] = "the job log", ["--resume"] = "the job log", ["--resume-failed"] = "the job log",
+  ["--bar"] = "progress display", ["--progress"] = "progress display", ["--eta"] = "progress display",
+  ["-S"] = "remote execution", ["--sshlogin"] = "remote execution", ["-v"] = "verbose mode",
+  ["--verbose"] = "verbose mode",
+}
+
+-- Options: canonical name and whether it takes a value.
+local OPTIONS = {
+  ["-j"] = "jobs", ["--jobs"] = "jobs", ["-P"] = "jobs", ["--max-procs"] = "jobs",
+  ["-k"] = false, ["--keep-order"] = "-k", ["--tag"] = false, ["--tagstring"] = "tagstring",
+  ["--line-buffer"] = false, ["--lb"] = "--line-buffer", ["-u"] = false, ["--ungroup"] = "-u",
+  ["--group"] = false, ["--results"] = "results", ["--res"] = "results",
+  ["--joblog"] = "joblog", ["--resume"] = false, ["--resume-failed"] = false,
+  ["--retries"] = "retries", ["--timeout"] = "timeout", ["--halt"] = "halt", ["--halt-on-error"] = "halt",
+  ["--delay"] = "delay", ["--load"] = "load", ["--memfree"] = "memfree",
+  ["--dry-run"] = false, ["--dryrun"] = "--dry-run",
+  ["--bar"] = false, ["--progress"] = false, ["--eta"] = false,
+  ["-0"] = false, ["--null"] = "-0", ["-d"] = "delim", ["--delimiter"] = "delim",
+  ["--colsep"] = "colsep", ["-C"] = "colsep", ["--header"] = "header",
+  ["-n"] = "n", ["--max-args"] = "n", ["-N"] = "N",
+  ["-X"] = false, ["--xargs"] = "-m", ["-m"] = false,
+  ["--workdir"] = "workdir", ["--wd"] = "workdir", ["--env"] = "env",
+  ["-S"] = "sshlogin", ["--sshlogin"] = "sshlogin", ["-q"] = false, ["--quote"] = "-q",
+  ["--shellquote"] = false, ["-a"] = "argfile", ["--arg-file"] = "argfile",
+  ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["--verbose"] = "-v",
+  ["--will-cite"] = false, ["--help"] = false,
+}
+-- The options that take a value, by canonical name.
+local VALUED = {
+  jobs = "-j", tagstring = "--tagstring", results = "--results", joblog = "--joblog",
+  retries = "--retries", timeout = "--timeout", halt = "--halt", delay = "--delay",
+  load = "--load", memfree = "--memfree", delim = "-d", colsep = "--colsep", header = "--header",
+  n = "-n", N = "-N", workdir = "--workdir", env = "--env", sshlogin = "-S", argfile = "-a",
+}
+
+local SEPARATORS = { [":::"] = true, ["::::"] = true, [":::+"] = true, ["::::+"] = true }
+
+-- Splits args into options, command words and input sources.
+local function parse(args)
+  local o = { sources = {} }
+  local i, n = 1, #args
+  while i <= n do
+    local a = args[i]
+    if SEPARATORS[a] or a:sub(1, 1) ~= "-" or a == "-" then
+      break
+    end
+    if a == "--" then
+      i = i + 1
+      break
+    end
+    local name, value = a:match("^(%-%-[^=]+)=(.*)$")
+    name = name or a
+    local spec = OPTIONS[name]
+    if spec == nil and not name:find("^%-%-") and #name > 2 then
+      -- -j4, -n2, -d, : a short option with its value attached
+      local short = name:sub(1, 2)
+      if type(OPTIONS[short]) == "string" and VALUED[OPTIONS[short]] then
+        name, value, spec = short, a:sub(3), OPTIONS[short]
+      end
+    end
+    if spec == nil then
+      die("unknown option '%s' (tide --help lists them)", a)
+    end
+    if type(spec) == "string" and spec:sub(1, 1) == "-" then
+      name, spec = spec, OPTIONS[spec] -- an alias
+    end
+    if NOT_YET[name] then
+      die("option '%s' is not available yet (%s is not built)", name, NOT_YET[name])
+    end
+    if spec then
+      if value == nil then
+        i = i + 1
+        value = args[i]
+        if value == nil then
+          die("option '%s' needs a value", name)
+        end
+      end
+      if spec == "argfile" then
+        o.sources[#o.sources + 1] = { file = value }
+      else
+        o[spec] = value
+      end
+    else
+      o[name] = true
+    end
+    i = i + 1
+  end
+  o.command = {}
+  while i <= n and not SEPARATORS[args[i]] do
+    o.command[#o.command + 1] = args[i]
+    i = i + 1
+  end
+  while i <= n do
+    local sep = args[i]
+    local src = { linked = sep:sub(-1) == "+" }
+    i = i + 1
+    if sep:sub(1, 4) == "::::" then
+      while i <= n and not SEPARATORS[args[i]] do
+        o.sources[#o.sources + 1] = { file = args[i], linked = src.linked }
+        src.linked = false
+        i = i + 1
+      end
+    else
+      src.values = {}
+      while i <= n and not SEPARATORS[args[i]] do
+        src.values[#src.values + 1] = args[i]
+        i = i + 1
+      end
+      o.sources[#o.sources + 1] = src
+    end
+  end
+  return o
+end
+
+---------------------------------------------------------------------------
+-- Inputs
+
+local ESCAPES = { n = "\n", t = "\t", r = "\r", ["0"] = "\0", ["\\"] = "\\", a = "\a", f = "\f", v = "\v" }
+
+-- -d and --colsep take \n, \t, \0 ... as GNU parallel does.
+local function unescape(s)
+  return (s:gsub("\\(.)", function(c)
+    return ESCAPES[c] or "\\" .. c
+  end))
+end
+
+local function split(s, sep, keep_last_empty)
+  local out, pos = {}, 1
+  while true do
+    local a, b = s:find(sep, pos, true)
+    if not a then
+      break
+    end
+    out[#out + 1] = s:sub(pos, a - 1)
+    pos = b + 1
+  end
+  if pos <= #s or keep_last_empty then
+    out[#out + 1] = s:sub(pos)
+  end
+  return out
+end
+
+local stdin_used = false
+
+-- A file's records (stdin's for "-") one at a time, read as jobs need
+-- them: `tail -f log | tide ...` starts jobs as lines come.
+local function record_reader(path, delim)
+  local f
+  if path == "-" then
+    if stdin_used then
+      die("stdin can be read only once")
+    end
+    stdin_used = true
+    f = io.stdin
+  else
+    local msg
+    f, msg = io.open(path, "rb")
+    if not f then
+      die("cannot open input file: %s", msg)
+    end
+  end
+  local buf, eof = "", false
+  return function()
+    while true do
+      local a, b = buf:find(delim, 1, true)
+      if a then
+        local r = buf:sub(1, a - 1)
+        buf = buf:sub(b + 1)
+        return r
+      elseif eof then
+        if buf ~= "" then
+          local r = buf
+          buf = ""
+          return r
+        end
+        return nil
+      end
+      local chunk = f:read("L")
+      if chunk then
+        buf = buf .. chunk
+      else
+        eof = true
+        if f ~= io.stdin then
+          f:close()
+        end
+      end
+    end
+  end
+end
+
+local function read_records(path, delim)
+  local out = {}
+  for r in record_reader(path, delim) do
+    out[#out + 1] = r
+  end
+  return out
+end
+
+-- The values of each source, columns split and headers taken off: a list
+-- of groups (linked sources zipped), each a list of rows (arrays of
+-- columns); and the column names.
+local function inputs(o)
+  local delim = o["-0"] and "\0" or o.delim and unescape(o.delim) or "\n"
+  local sources = o.sources
+  if #sources == 0 then
+    sources = { { file = "-" } }
+  end
+  local colsep = o.colsep and unescape(o.colsep)
+  local names = {}
+  local groups = {}
+  for k, src in ipairs(sources) do
+    local values = src.values or read_records(src.file, delim)
+    local rows = {}
+    for j, v in ipairs(values) do
+      rows[j] = colsep and split(v, colsep, true) or { v }
+    end
+    if o.header then
+      local head = table.remove(rows, 1)
+      if head then
+        for _, name in ipairs(head) do
+          names[#names + 1] = name
+        end
+      end
+    end
+    if (src.linked or o["--link"]) and k > 1 then
+      local g = groups[#groups]
+      g[#g + 1] = rows
+    else
+      groups[#groups + 1] = { rows }
+    end
+  end
+  -- An empty source among others gives one empty argument (GNU does so);
+  -- when every source is empty there is nothing to run.
+  local any = false
+  for _, g in ipairs(groups) do
+    for _, rows in ipairs(g) do
+      any = any or #rows > 0
+    end
+  end
+  for _, g in ipairs(groups) do
+    for _, rows in ipairs(g) do
+      if any and #rows == 0 and #sources > 1 then
+        rows[1] = { "" }
+      end
+    end
+  end
+  return groups, names
+end
+
+-- Linked sources pair up, stopping at the shortest (as GNU's :::+ does;
+-- --link wraps the shorter ones around, as GNU's --link does).
+local function zip(g, wrap)
+  if #g == 1 then
+    return g[1]
+  end
+  local len
+  for _, rows in ipairs(g) do
+    if wrap then
+      len = math.max(len or 0, #rows)
+    else
+      len = math.min(len or math.huge, #rows)
+    end
+  end
+  for _, rows in ipairs(g) do
+    if #rows == 0 then
+      return {}
+    end
+  end
+  local out = {}
+  for r = 1, len do
+    local row = {}
+    for _, rows in ipairs(g) do
+      for _, v in ipairs(rows[(r - 1) % #rows + 1]) do
+        row[#row + 1] = v
+      end
+    end
+    out[r] = row
+  end
+  return out
+end
+
+-- Every combination of the groups, the last varying fastest.
+local function product(groups, wrap)
+  local rows = { {} }
+  for _, g in ipairs(groups) do
+    local next_rows = {}
+    for _, prefix in ipairs(rows) do
+      for _, row in ipairs(zip(g, wrap)) do
+        local r = table.move(prefix, 1, #prefix, 1, {})
+        table.move(row, 1, #row, #r + 1, r)
+        next_rows[#next_rows + 1] = r
+      end
+    end
+    rows = next_rows
+  end
+  return rows
+end
+
+---------------------------------------------------------------------------
+-- Jobs and commands
+
+local function number(s, name, min)
+  local v = tonumber(s)
+  if not v or v ~= math.floor(v) or v < (min or 0) then
+    die("bad value for %s: '%s' (whole number expected)", name, s)
+  end
+  return math.tointeger(v)
+end
+
+-- -j as GNU parallel reads it: N, N% of the CPUs, +N, -N, 0 = no limit.
+local function jobs_value(s, njobs)
+  local cpus = core.cpus()
+  local n
+  if s == nil then
+    return cpus
+  end
+  local pct = s:match("^(%d+%.?%d*)%%$")
+  if pct then
+    n = math.floor(cpus * tonumber(pct) / 100)
+  elseif s:match("^%+%d+$") then
+    n = cpus + tonumber(s:sub(2))
+  elseif s:match("^%-%d+$") then
+    n = cpus - tonumber(s:sub(2))
+  elseif s:match("^%d+$") then
+    n = tonumber(s)
+    if n == 0 then
+      n = math.min(math.max(njobs, 1), 1000)
+    end
+  else
+    die("bad value for -j: '%s' (N, N%%, +N or -N expected)", s)
+  end
+  return math.max(1, math.tointeger(n) or 1)
+end
+
+-- Whether the template has a replacement string: filled with a marker
+-- item, the marker shows, or {#} makes two numbers differ.
+local function has_placeholder(tpl, names)
+  local probe = {}
+  for k = 1, 9 do
+    probe[k] = "\1"
+  end
+  for _, name in ipairs(names) do
+    probe[name] = "\1"
+  end
+  if tpl:find("{%}", 1, true) then
+    return true
+  end
+  local ok, a = pcall(template.fmt, tpl, probe, 1)
+  if not ok then
+    return true
+  end
+  return a:find("\1", 1, true) ~= nil or a ~= template.fmt(tpl, probe, 2)
+end
+
+-- {k...} past the job's arguments become empty, as in GNU parallel.
+local MODS = { [""] = true, ["."] = true, ["/"] = true, ["//"] = true, ["/."] = true }
+local function drop_missing(tpl, nargs)
+  return (tpl:gsub("{(%d+)([%./]*)}", function(k, mod)
+    if MODS[mod] and tonumber(k) > nargs then
+      return ""
+    end
+  end))
+end
+
+-- {name} is a replacement string only for a --header column; any other
+-- stays as it is (template.lua's {{name}} writes a literal {name}).
+local function literal_names(tpl, names)
+  local known = {}
+  for _, name in ipairs(names) do
+    known[name] = true
+  end
+  return (tpl:gsub("{([%a_][%w_]*)([%./]*)}", function(name, mod)
+    if not known[name] then
+      return "{{" .. name .. mod .. "}}"
+    end
+  end))
+end
+
+local MAX_LINE = 131000 -- GNU parallel's default on Linux is 131071
+
+-- Groups an iterator's rows into jobs of per rows (-n, -N) as they come.
+local function batch_iter(next_row, per)
+  local done = false
+  return function()
+    if done then
+      return nil
+    end
+    local cur = {}
+    while #cur < per do
+      local row = next_row()
+      if not row then
+        done = true
+        break
+      end
+      cur[#cur + 1] = row
+    end
+    if #cur > 0 then
+      return cur
+    end
+  end
+end
+
+-- Groups rows into jobs: one row each, or -n/-N per job, or -X/-m as
+-- many as fit (shared out evenly between the job slots).
+local function batches(rows, o, nslots, cmdlen)
+  local per = o.n and number(o.n, "-n", 1) or o.N and number(o.N, "-N", 1)
+  local fit = o["-X"] or o["-m"]
+  if not per and not fit then
+    return rows, 1
+  end
+  local out = {}
+  if fit then
+    per = math.max(1, math.ceil(#rows / nslots))
+  end
+  local cur, len = {}, cmdlen
+  for _, row in ipairs(rows) do
+    local w = 0
+    for _, v in ipairs(row) do
+      w = w + #template.quote(v) + 1
+    end
+    if #cur > 0 and (#cur >= per or (fit and len + w > MAX_LINE)) then
+      out[#out + 1] = cur
+      cur, len = {}, cmdlen
+    end
+    cur[#cur + 1] = row
+    len = len + w
+  end
+  if #cur > 0 then
+    out[#out + 1] = cur
+  end
+  return out, per
+end
+
+-- The fields of a job: its values in order ({1}, {2}... and {} for all)
+-- and, with --header, each column by name.
+local function item_of(job, batched, names)
+  local item = {}
+  local rows = batched and job or { job }
+  for _, row in ipairs(rows) do
+    for _, v in ipairs(row) do
+      item[#item + 1] = v
+    end
+  end
+  if not batched then
+    for k, name in ipairs(names) do
+      item[name] = job[k]
+    end
+  end
+  return item
+end
+
+-- Fills the words that hold a replacement string once per argument, for
+-- -X (GNU parallel's context replace).
+local function context_replace(tpl, item, i)
+  local words = {}
+  for w in tpl:gmatch("%S+") do
+    local ok, once = pcall(template.fmt, w, { "\1" }, i)
+    if ok and once:find("\1", 1, true) then
+      local each = {}
+      for k, v in ipairs(item) do
+        each[k] = template.fmt(w, { v }, i)
+      end
+      words[#words + 1] = table.concat(each, " ")
+    else
+      words[#words + 1] = template.fmt(w, item, i)
+    end
+  end
+  return table.concat(words, " ")
+end
+
+---------------------------------------------------------------------------
+-- Output options: the output issue's pool options, when they exist.
+
+local function supported(key, value)
+  local ok, msg = pcall(pool.new, { jobs = 1, [key] = value })
+  return ok or not tostring(msg):find("unknown option", 1, true)
+end
+
+local function output_options(o, expand_raw)
+  local opts = {}
+  local function want(flag, key, value)
+    if not supported(key, value) then
+      die("option '%s' is not available yet (needs the output option '%s' of pool(), not built)", flag, key)
+    end
+    opts[key] = value
+  end
+  if o["-k"] then
+    want("-k", "order", "input")
+  end
+  if o.tagstring then
+    want("--tagstring", "tag", function(item, i)
+      return expand_raw(o.tagstring, item, i)
+    end)
+  elseif o["--tag"] then
+    want("--tag", "tag", function(item, i)
+      return expand_raw("{}", item, i)
+    end)
+  end
+  if o["--line-buffer"] then
+    want("--line-buffer", "output", "line")
+  elseif o["-u"] then
+    want("-u", "output", "ungroup")
+  elseif o["--group"] then
+    want("--group", "output", "group")
+  end
+  if o.results then
+    want("--results", "results", o.results)
+  end
+  return opts
+end
+
+---------------------------------------------------------------------------
+
+-- The GNU parallel option behind each pool option, for error messages.
+local FLAG_OF = {
+  timeout = "--timeout", retries = "--retries", halt = "--halt", delay = "--delay",
+  max_load = "--load", min_free = "--memfree", tag = "--tag/--tagstring", output = "--line-buffer/-u/--group",
+  order = "-k", results = "--results",
+}
+
+local function job_options(o)
+  local opts = {}
+  if o.timeout then
+    opts.timeout = o.timeout:find("%%$") and o.timeout or tonumber(o.timeout) or o.timeout
+  end
+  if o.retries then
+    local r = number(o.retries, "--retries", 0)
+    if r > 1 then
+      opts.retries = r - 1
+    end
+  end
+  if o.delay then
+    opts.delay = tonumber(o.delay) or o.delay
+  end
+  if o.load then
+    opts.max_load = tonumber(o.load) or die("bad value for --load: '%s' (a number expected)", o.load)
+  end
+  if o.memfree then
+    opts.min_free = tonumber(o.memfree) or o.memfree
+  end
+  if o.halt then
+    local h = o.halt
+    local numeric = { ["0"] = false, ["1"] = "soon,fail=1", ["2"] = "now,fail=1" }
+    if numeric[h] ~= nil then
+      h = numeric[h]
+    end
+    opts.halt = h
+  end
+  return opts
+end
+
+local function run(o)
+  if o["--help"] then
+    io.write(USAGE)
+    return 0
+  end
+  if o.header and o.header ~= ":" then
+    die("--header: only ':' (the first line names the columns) is supported, got '%s'", o.header)
+  end
+  local command = o.command
+  if command[1] and command[1]:find("%.lua$") then
+    local f = io.open(command[1], "rb")
+    if f then
+      f:close()
+    end
+    -- A mistyped script is never run as a command.
+    if not f then
+      die("cannot open %s", command[1])
+    end
+  end
+  -- One source (or stdin) is read as jobs start; several are combined
+  -- first, and -X/-m and percentage halts need the count.
+  local src = o.sources[1]
+  local streaming = #o.sources <= 1 and not (src and src.values) and not (o["-X"] or o["-m"])
+    and not (o.halt and o.halt:find("%", 1, true))
+  local rows, names
+  if streaming then
+    local delim = o["-0"] and "\0" or o.delim and unescape(o.delim) or "\n"
+    local colsep = o.colsep and unescape(o.colsep)
+    local read = record_reader(src and src.file or "-", delim)
+    rows = function()
+      local v = read()
+      if v ~= nil then
+        return colsep and split(v, colsep, true) or { v }
+      end
+    end
+    names = o.header and rows() or {}
+  else
+    local groups
+    groups, names = inputs(o)
+    rows = product(groups, o["--link"])
+  end
+
+  local quoted = o["-q"]
+  local tpl, words
+  if quoted then
+    words = {}
+    for k, w in ipairs(command) do
+      words[k] = literal_names(w, names)
+    end
+  else
+    tpl = literal_names(table.concat(command, " "), names)
+  end
+  if o.tagstring then
+    o.tagstring = literal_names(o.tagstring, names)
+  end
+  local appended = #command > 0 and not has_placeholder(tpl or table.concat(words, " "), names)
+  if appended then
+    if quoted then
+      words[#words + 1] = "{}"
+    else
+      tpl = tpl .. " {}"
+    end
+  end
+
+  local slots = jobs_value(o.jobs, streaming and 250 or #rows)
+  local jobs, per
+  if streaming then
+    per = o.n and number(o.n, "-n", 1) or o.N and number(o.N, "-N", 1) or 1
+    jobs = (o.n or o.N) and batch_iter(rows, per) or rows
+  else
+    jobs, per = batches(rows, o, slots, #(tpl or "") + 1)
+    if o.jobs == "0" then
+      slots = math.min(math.max(#jobs, 1), 1000)
+    end
+  end
+  local batched = jobs ~= rows
+
+  -- Calls fn(job, i) for each job, in order.
+  local function each(fn)
+    if type(jobs) == "table" then
+      for i, job in ipairs(jobs) do
+        fn(job, i)
+      end
+    else
+      local i = 0
+      for job in jobs do
+        i = i + 1
+        fn(job, i)
+      end
+    end
+  end
+
+  -- The command of job i, its job slot given.
+  local function build(job, i, slot)
+    local item = item_of(job, batched, names)
+    if #command == 0 then
+      return table.concat(item, " ")
+    end
+    if quoted then
+      local ws = words
+      if slot then
+        ws = {}
+        for k, w in ipairs(words) do
+          ws[k] = w:gsub("{%%}", tostring(slot))
+        end
+      end
+      return template.argv(ws, item, i)
+    end
+    local t = tpl
+    if slot then
+      t = t:gsub("{%%}", tostring(slot))
+    end
+    if per > 1 or o.N then
+      t = drop_missing(t, #item)
+    end
+    if o["-X"] then
+      return context_replace(t, item, i)
+    end
+    return template.fmt(t, item, i)
+  end
+
+  local function show(cmd)
+    if type(cmd) == "table" then
+      local q = {}
+      for k, w in ipairs(cmd) do
+        q[k] = template.quote(w)
+      end
+      return table.concat(q, " ")
+    end
+    return cmd
+  end
+
+  if o["--shellquote"] then
+    each(function(job)
+      local item = item_of(job, batched, names)
+      for k, v in ipairs(item) do
+        item[k] = template.quote(v)
+      end
+      print(table.concat(item, " "))
+    end)
+    return 0
+  end
+  if o["--dry-run"] then
+    each(function(job, i)
+      print(show(build(job, i, 1)))
+    end)
+    return 0
+  end
+
+  local function raw(s, item, i)
+    local out = template.argv({ s }, item, i)
+    return table.concat(out, " ")
+  end
+  local popts = output_options(o, function(s, item, i)
+    return raw(s, item_of(item, batched, names), i)
+  end)
+  popts.jobs = slots
+  for k, v in pairs(job_options(o)) do
+    popts[k] = v
+  end
+  local ok, p = pcall(pool.new, popts)
+  if not ok then
+    local msg = tostring(p):gsub("^bad argument #1 to 'pool' %((.*)%)$", "%1")
+    local key, rest = msg:match("^option '([%w_]+)' (.*)$")
+    die("%s", FLAG_OF[key] and ("bad value for %s: %s"):format(FLAG_OF[key], rest) or msg)
+  end
+  local shopts = o.workdir and { cwd = o.workdir } or nil
+
+  -- Job slots ({%}): each task takes the lowest free one.
+  local free = {}
+  local function take()
+    for s = 1, slots do
+      if not free[s] then
+        free[s] = true
+        return s
+      end
+    end
+    return slots
+  end
+
+  p:map(function(job, i)
+    local slot = take()
+    local cmd = build(job, i, slot)
+    shell.run(cmd, shopts)
+    free[slot] = nil
+  end, jobs)
+
+  local stats = shell.stats
+  local status = math.min(stats.failed, 101)
+  if stats.halt_status ~= nil and popts.halt then
+    local spec = require("tide.control").halt(popts.halt)
+    if spec and spec.count == 1 and spec.kind ~= "success" then
+      status = stats.halt_status
+    elseif spec and spec.pct and spec.kind == "fail" and type(jobs) == "table" then
+      -- the percentage of the jobs that failed, as GNU parallel gives it
+      status = math.min(math.floor(stats.failed * 100 / math.max(#jobs, 1)), 101)
+    elseif spec and spec.kind == "success" then
+      status = 0
+    end
+  end
+  return status
+end
+
+-- Runs the one-liner given by tide's arguments; returns the exit status.
+function M.main(args)
+  local ok, status = pcall(function()
+    return run(parse(args))
+  end)
+  if ok then
+    io.stdout:flush()
+    return status
+  end
+  io.stdout:flush()
+  if getmetatable(status) == Usage then
+    io.stderr:write("tide: ", status.msg, "\n")
+    return 255
+  end
+  error(status, 0)
+end
+
+return M
