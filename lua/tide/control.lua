@@ -98,6 +98,15 @@ end
 
 local SECONDS = "a number of seconds or a duration such as '1m30s'"
 
+-- Validator of a non-negative duration (kill_grace, retry_delay, delay).
+local function seconds(v)
+  local d = M.duration(v)
+  if d and d >= 0 then
+    return d
+  end
+  return nil, SECONDS
+end
+
 -- Each checker returns the normalized value, or nil and what was expected.
 -- false turns an option off for one call (or one map) when the pool has it.
 local JOB = {
@@ -113,13 +122,7 @@ local JOB = {
     return nil, "a positive number of seconds, a duration such as '1m30s', or a percentage of "
       .. "the median runtime such as '200%'"
   end,
-  kill_grace = function(v)
-    local d = M.duration(v)
-    if d and d >= 0 then
-      return d
-    end
-    return nil, SECONDS
-  end,
+  kill_grace = seconds,
   retries = function(v)
     if math.type(v) == "float" and v == math.floor(v) and finite(v) then
       v = math.tointeger(v)
@@ -129,13 +132,7 @@ local JOB = {
     end
     return nil, "a whole number of at least 0"
   end,
-  retry_delay = function(v)
-    local d = M.duration(v)
-    if d and d >= 0 then
-      return d
-    end
-    return nil, SECONDS
-  end,
+  retry_delay = seconds,
   backoff = function(v)
     if finite(v) and v >= 1 then
       return v
@@ -148,13 +145,7 @@ local JOB = {
     end
     return nil, "a function (r, attempt) returning false, true or a new command"
   end,
-  delay = function(v)
-    local d = M.duration(v)
-    if d and d >= 0 then
-      return d
-    end
-    return nil, SECONDS
-  end,
+  delay = seconds,
   max_load = function(v)
     if finite(v) and v > 0 then
       return v
@@ -405,6 +396,7 @@ local function blocked(g, pol, now)
   end
 end
 
+-- Removes v from the array q (the queues of pools and gates).
 local function remove(q, v)
   for i = 1, #q do
     if q[i] == v then
@@ -412,6 +404,20 @@ local function remove(q, v)
       return
     end
   end
+end
+M.remove = remove
+
+local SIGNUM = {}
+for i = 1, 64 do
+  local name = core.signame(i)
+  if name then
+    SIGNUM[name] = i
+  end
+end
+
+-- A job's status as a shell reports it: its code, or 128 + signal.
+function M.status_of(r)
+  return r.code or 128 + (SIGNUM[r.signal] or 0)
 end
 
 local function pump(g)

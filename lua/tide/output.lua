@@ -274,19 +274,6 @@ local function spit(path, s)
   f:close()
 end
 
-local SIGNUM = {}
-for i = 1, 64 do
-  local name = core.signame(i)
-  if name then
-    SIGNUM[name] = i
-  end
-end
-
--- A job's status as a shell reports it: its code, or 128 + signal.
-local function status_of(r)
-  return r.code or 128 + (SIGNUM[r.signal] or 0)
-end
-
 local function or_null(v)
   if v == nil then
     return json.null
@@ -298,7 +285,7 @@ end
 function M.record(o, r, argv)
   local res = o.res
   local path = res.path
-  spit(path .. "/exit", status_of(r) .. "\n")
+  spit(path .. "/exit", control.status_of(r) .. "\n")
   local item = res.item
   if item ~= nil and not pcall(json.encode, item) then
     item = tostring(item)

@@ -137,14 +137,7 @@ local function puller(list)
   end, total
 end
 
-local function remove(queue, st)
-  for i = 1, #queue do
-    if queue[i] == st then
-      table.remove(queue, i)
-      return
-    end
-  end
-end
+local remove = control.remove
 
 local function cancel_tasks(st)
   for t in pairs(st.tasks) do
@@ -172,22 +165,6 @@ local fill
 ---------------------------------------------------------------------------
 -- Halts
 
-local SIGNUM = {}
-for i = 1, 64 do
-  local name = core.signame(i)
-  if name then
-    SIGNUM[name] = i
-  end
-end
-
--- A job's status as a shell reports it: its code, or 128 + signal.
-local function status_of(r)
-  if r.code then
-    return r.code
-  end
-  return 128 + (SIGNUM[r.signal] or 0)
-end
-
 local function halt_now(st, spec, r)
   st.halted = spec.text
   remove(st.pool.queue, st)
@@ -197,7 +174,7 @@ local function halt_now(st, spec, r)
     -- GNU parallel's rule: fail=1 and done=1 give the job's own status
     local status
     if spec.count == 1 and spec.kind ~= "success" then
-      status = status_of(r)
+      status = control.status_of(r)
     elseif spec.kind == "success" then
       status = 0
     else
