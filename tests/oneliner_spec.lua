@@ -203,11 +203,10 @@ describe("one-liners", function()
   end)
 
   describe("options not built yet", function()
-    for _, flag in ipairs({ "--joblog", "--resume", "--resume-failed", "--bar", "--progress", "--eta",
-      "-S", "--sshlogin" }) do
+    for _, flag in ipairs({ "--bar", "--progress", "--eta", "-S", "--sshlogin" }) do
       it("refuse " .. flag .. " with exit 255", function()
         local args = { flag }
-        if flag == "--joblog" or flag == "-S" or flag == "--sshlogin" then
+        if flag == "-S" or flag == "--sshlogin" then
           args[2] = "x"
         end
         for _, a in ipairs({ "tiderec", ":::", "a" }) do

@@ -40,7 +40,8 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --delay S   --load L   --memfree SIZE   --workdir DIR   --env VAR
   -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
               (output options: need tide's output modes)
-Not available yet: --joblog --resume --resume-failed --bar --progress --eta
+  --joblog FILE   --resume   --resume-failed   --summary
+Not available yet: --bar --progress --eta
   -S/--sshlogin -v (they stop with exit 255 rather than being ignored).
 Exit status: the number of failed jobs (at most 101); with --halt ...,fail=1
 the failing job's status; 255 for other errors.
@@ -53,7 +54,6 @@ local function die(fmt, ...)
 end
 
 local NOT_YET = {
-  ["--joblog"] = "the job log", ["--resume"] = "the job log", ["--resume-failed"] = "the job log",
   ["--bar"] = "progress display", ["--progress"] = "progress display", ["--eta"] = "progress display",
   ["-S"] = "remote execution", ["--sshlogin"] = "remote execution", ["-v"] = "verbose mode",
   ["--verbose"] = "verbose mode",
@@ -68,7 +68,7 @@ local OPTIONS = {
   ["--joblog"] = "joblog", ["--resume"] = false, ["--resume-failed"] = false,
   ["--retries"] = "retries", ["--timeout"] = "timeout", ["--halt"] = "halt", ["--halt-on-error"] = "halt",
   ["--delay"] = "delay", ["--load"] = "load", ["--memfree"] = "memfree",
-  ["--dry-run"] = false, ["--dryrun"] = "--dry-run",
+  ["--dry-run"] = false, ["--dryrun"] = "--dry-run", ["--summary"] = false,
   ["--bar"] = false, ["--progress"] = false, ["--eta"] = false,
   ["-0"] = false, ["--null"] = "-0", ["-d"] = "delim", ["--delimiter"] = "delim",
   ["--colsep"] = "colsep", ["-C"] = "colsep", ["--header"] = "header",
@@ -601,6 +601,12 @@ local function job_options(o)
     end
     opts.halt = h
   end
+  if o.joblog then
+    opts.joblog = o.joblog
+    opts.resume = o["--resume-failed"] and "failed" or o["--resume"] or nil
+  elseif o["--resume"] or o["--resume-failed"] then
+    die("option '%s' needs --joblog FILE", o["--resume-failed"] and "--resume-failed" or "--resume")
+  end
   return opts
 end
 
@@ -792,6 +798,9 @@ local function run(o)
   end, jobs)
 
   local stats = shell.stats
+  if o["--summary"] or stats.summary then
+    require("tide.joblog").summary(stats)
+  end
   local status = math.min(stats.failed, 101)
   if stats.halt_status ~= nil and popts.halt then
     local spec = require("tide.control").halt(popts.halt)

@@ -206,6 +206,26 @@ local JOB = {
     return nil, "a size in bytes of at least 1, such as 4096 or '1M'"
   end,
 }
+-- Run bookkeeping (joblog.lua): the job log, resuming from it, dry runs.
+JOB.joblog = function(v)
+  if type(v) == "string" and v ~= "" then
+    return v
+  end
+  return nil, "a file name"
+end
+JOB.resume = function(v)
+  if v == true or v == "failed" then
+    return v
+  end
+  return nil, "true, false or 'failed'"
+end
+JOB.dry_run = function(v)
+  if v == true then
+    return v
+  end
+  return nil, "a boolean"
+end
+
 M.JOB = JOB
 
 M.OUTPUT_MODES = { group = true, line = true, ungroup = true, capture = true, null = true }

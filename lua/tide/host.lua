@@ -153,6 +153,9 @@ function M.finish()
   if status == nil or (status == 0 and stats.failed > stats.halt_failed) then
     status = stats.failed > 0 and 1 or 0
   end
+  if stats.summary or os.getenv("TIDE_SUMMARY") == "1" then
+    require("tide.joblog").summary(stats)
+  end
   if status ~= 0 and stats.failed > 0 then
     io.stdout:flush()
     io.stderr:write(("tide: %d of %d jobs failed\n"):format(stats.failed, stats.jobs))

@@ -294,6 +294,7 @@ function M.record(o, r, argv)
     i = or_null(res.i), item = or_null(item), cmd = r.cmd, argv = argv,
     code = or_null(r.code), signal = or_null(r.signal), ok = r.ok, timed_out = r.timed_out or false,
     elapsed = r.elapsed, start = o.start, attempts = r.attempts, error = r.error,
+    user = r.user, sys = r.sys, maxrss = r.maxrss,
     dir = path, stdout = path .. "/stdout", stderr = path .. "/stderr",
   })
   local f = res.d.index

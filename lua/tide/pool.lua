@@ -95,7 +95,14 @@ function M.new(arg)
   if arg == nil then
     n = M.default_jobs()
   elseif type(arg) == "table" then
-    jobopts, halt = check_options(arg, "pool", 1, { jobs = true, order = true })
+    jobopts, halt = check_options(arg, "pool", 1, { jobs = true, order = true, summary = true })
+    if arg.summary ~= nil then
+      if type(arg.summary) ~= "boolean" then
+        error(("bad argument #1 to 'pool' (option 'summary' must be a boolean, got %s)")
+          :format(describe(arg.summary)), 2)
+      end
+      require("tide.shell").stats.summary = arg.summary or nil
+    end
     n = arg.jobs == nil and M.default_jobs() or check_jobs(arg.jobs, "pool", "jobs", 3)
   else
     n = check_jobs(arg, "pool", "size", 3)

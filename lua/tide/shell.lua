@@ -10,6 +10,7 @@
 -- wait, report.  The others go through run_controlled, which applies them.
 local control = require("tide.control")
 local core = require("tide.core")
+local joblog = require("tide.joblog")
 local output = require("tide.output")
 local pool = require("tide.pool")
 local sched = require("tide.sched")
@@ -17,7 +18,8 @@ local sched = require("tide.sched")
 local M = {}
 
 -- Every job run by this tide, for the exit status and the summary.
-M.stats = { jobs = 0, failed = 0 }
+-- slow, slow_floor: the 3 slowest, and the time a job must beat to be one.
+M.stats = { jobs = 0, failed = 0, slow = {}, slow_floor = -1, t0 = core.now() }
 
 M.KILL_GRACE = control.KILL_GRACE -- seconds between SIGTERM and SIGKILL
 
@@ -254,6 +256,7 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o)
     ok = code == 0 and not rec.timed_out, code = code, signal = signal, cmd = cmdstr,
     pid = job:pid(), elapsed = elapsed, timed_out = rec.timed_out,
   }
+  r.user, r.sys, r.maxrss = job:usage()
   if rt and r.ok then
     control.add_runtime(rt, elapsed)
   end
@@ -284,6 +287,12 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   local p = t and t.pool
   local ctx = p or M.main
   local stats = M.stats
+  if pol.joblog or pol.dry_run or pol.resume then
+    local done = joblog.before(pol, cmdstr, opts, stats)
+    if done then
+      return done
+    end
+  end
   -- capture = true or false in shell() itself wins over an inherited mode
   local mode = pol.output or "group"
   if opts.capture then
@@ -369,6 +378,9 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   if o and o.res then
     output.record(o, r, argv)
   end
+  if pol.joblog then
+    joblog.after(pol, r, cmdstr, opts, t)
+  end
   return r
 end
 
@@ -423,6 +435,7 @@ function M.run(cmd, opts)
         ok = code == 0, code = code, signal = signal, cmd = cmdstr,
         pid = job:pid(), elapsed = elapsed, attempts = 1,
       }
+      r.user, r.sys, r.maxrss = job:usage()
       if opts.capture then
         r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
       else
@@ -432,10 +445,15 @@ function M.run(cmd, opts)
     end
   end
   if not r.ok then
-    stats.failed = stats.failed + 1
+    if not r.resumed then
+      stats.failed = stats.failed + 1
+      joblog.note(stats, r)
+    end
+  elseif r.elapsed > stats.slow_floor and not (r.resumed or r.dry_run) then
+    joblog.note(stats, r)
   end
   local observe = st and st.observe
-  if observe then
+  if observe and not r.resumed then
     observe(r) -- a halting map counts it
   end
   if not r.ok and opts.check then
