@@ -435,9 +435,14 @@ for i = 1, 64 do
   end
 end
 
+-- A signal's number from its name ("SIGKILL" -> 9); 0 for none.
+function M.signum(name)
+  return SIGNUM[name] or 0
+end
+
 -- A job's status as a shell reports it: its code, or 128 + signal.
 function M.status_of(r)
-  return r.code or 128 + (SIGNUM[r.signal] or 0)
+  return r.code or 128 + M.signum(r.signal)
 end
 
 local function pump(g)

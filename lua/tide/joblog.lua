@@ -5,6 +5,7 @@
 -- shell.lua calls before() for a job whose options set joblog, resume or
 -- dry_run (a result means: do not run it) and after() once it has ended;
 -- note() with every final result.
+local control = require("tide.control")
 local core = require("tide.core")
 
 local M = {}
@@ -17,29 +18,8 @@ local logs = {}
 -- Job numbers of jobs run outside any map.
 local seq = 0
 
-local signum
-local function signal_number(name)
-  if not name then
-    return 0
-  end
-  if not signum then
-    signum = {}
-    for n = 1, 64 do
-      local s = core.signame(n)
-      if s then
-        signum[s] = n
-      end
-    end
-  end
-  return signum[name] or 0
-end
-
-local function quote(s)
-  if s ~= "" and not s:find("[^%w_%./,:=+@%%^-]") then
-    return s
-  end
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local quote = require("tide.sh").quote
+local signal_number = control.signum
 
 -- The Command column, which is also the resume key: the command itself,
 -- with tabs, newlines and backslashes escaped, and when the job was given

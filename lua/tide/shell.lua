@@ -64,13 +64,7 @@ local function argv_of(cmd)
   return argv
 end
 
--- Quotes one word for /bin/sh, only when needed.
-local function quote(s)
-  if s ~= "" and not s:find("[^%w_%./,:=+@%%^-]") then
-    return s
-  end
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local quote = require("tide.sh").quote
 M.quote = quote
 
 -- level: 3 from run itself, 4 from the checks it calls.

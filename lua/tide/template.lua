@@ -9,13 +9,13 @@
 -- Only a well-formed placeholder is replaced; any other brace (awk's
 -- '{print $1}', a shell's { ...; }) is left as it is, and {{name}} writes a
 -- literal {name}.
-local shell = require("tide.shell")
+local sh = require("tide.sh")
 
 local M = {}
 
 -- Words that /bin/sh reads specially in command position even unquoted:
 -- reserved words, and name=value (an assignment, not a command).
--- shell.quote leaves them bare, which is right for arguments; a value
+-- sh.quote leaves them bare, which is right for arguments; a value
 -- substituted at the start of a command must stay a plain word too.
 local RESERVED = {}
 for w in ([[if then else elif fi case esac for while until do done in function
@@ -31,7 +31,7 @@ function M.quote(s)
   elseif t ~= "string" then
     error(("bad argument #1 to 'quote' (string expected, got %s)"):format(t == "nil" and "no value" or t), 2)
   end
-  local q = shell.quote(s)
+  local q = sh.quote(s)
   if q == s and (RESERVED[s] or s:find("^[%a_][%w_]*=")) then
     q = "'" .. s .. "'" -- bare means no quote inside
   end
