@@ -123,6 +123,7 @@ local CASES = {
   { "-j0", { "-j0", "tiderec", ":::", "a", "b" } },
   { "--jobs=2", { "--jobs=2", "tiderec", ":::", "a", "b" } },
   { "-n2", { "-j1", "-n2", "tiderec", ":::", "a", "b", "c" }, exact = true },
+  { "-N0: one input per job, inserted nowhere", { "-j1", "-N0", "tiderec", "x", ":::", "a", "b", "c" }, exact = true },
   { "-n 2 with {2} {1}", { "-j1", "-n", "2", "tiderec", "{2}", "{1}", ":::", "a", "b", "c" }, exact = true },
   { "-N2 {1}-{2}", { "-j1", "-N2", "tiderec", "{1}-{2}", ":::", "a", "b", "c" }, exact = true },
   { "-m", { "-j1", "-m", "tiderec", "x{}y", ":::", "a", "b", "c" }, exact = true },

@@ -665,7 +665,12 @@ local function run(o)
   if o.tagstring then
     o.tagstring = literal_names(o.tagstring, names)
   end
-  local appended = #command > 0 and not has_placeholder(tpl or table.concat(words, " "), names)
+  -- -N0 (GNU parallel): one input per job, inserted nowhere.
+  local none = o.N == "0"
+  if none then
+    o.N = nil
+  end
+  local appended = #command > 0 and not none and not has_placeholder(tpl or table.concat(words, " "), names)
   if appended then
     if quoted then
       words[#words + 1] = "{}"
