@@ -107,6 +107,17 @@ local function seconds(v)
   return nil, SECONDS
 end
 
+-- Validator of a size in bytes (max_output, max_line); example for errors.
+local function bytes(example)
+  return function(v)
+    local s = M.size(v)
+    if s and s >= 1 and s < 2 ^ 53 then
+      return math.floor(s)
+    end
+    return nil, "a size in bytes of at least 1, such as " .. example
+  end
+end
+
 -- Each checker returns the normalized value, or nil and what was expected.
 -- false turns an option off for one call (or one map) when the pool has it.
 local JOB = {
@@ -191,20 +202,8 @@ local JOB = {
     end
     return nil, "a directory name"
   end,
-  max_output = function(v)
-    local s = M.size(v)
-    if s and s >= 1 and s < 2 ^ 53 then
-      return math.floor(s)
-    end
-    return nil, "a size in bytes of at least 1, such as 65536 or '10M'"
-  end,
-  max_line = function(v)
-    local s = M.size(v)
-    if s and s >= 1 and s < 2 ^ 53 then
-      return math.floor(s)
-    end
-    return nil, "a size in bytes of at least 1, such as 4096 or '1M'"
-  end,
+  max_output = bytes("65536 or '10M'"),
+  max_line = bytes("4096 or '1M'"),
 }
 -- Run bookkeeping (joblog.lua): the job log, resuming from it, dry runs.
 JOB.joblog = function(v)
