@@ -234,9 +234,9 @@ local function check_template(template, fname)
   end
 end
 
-function M.fmt(template, item, i)
-  check_template(template, "fmt")
-  local parts = compile(template)
+-- Fills a compiled template: strings stay, each placeholder becomes the
+-- array of its values.  A bad field raises at the caller of fname.
+local function fill(parts, item, i, fname)
   local out = {}
   for k = 1, #parts do
     local p = parts[k]
@@ -245,8 +245,20 @@ function M.fmt(template, item, i)
     else
       local vs, why, argn = values(p, item, i)
       if not vs then
-        error(("bad argument #%d to 'fmt' (%s)"):format(argn, why), 2)
+        error(("bad argument #%d to '%s' (%s)"):format(argn, fname, why), 3)
       end
+      out[k] = vs
+    end
+  end
+  return out
+end
+
+function M.fmt(template, item, i)
+  check_template(template, "fmt")
+  local out = fill(compile(template), item, i, "fmt")
+  for k = 1, #out do
+    local vs = out[k]
+    if type(vs) == "table" then
       for j = 1, #vs do
         vs[j] = M.quote(vs[j])
       end
@@ -282,21 +294,11 @@ function M.argv(template, item, i)
   for _, w in ipairs(words) do
     local parts = compile(w)
     local whole = #parts == 3 and parts[1] == "" and parts[3] == ""
-    local out = {}
-    for k = 1, #parts do
-      local p = parts[k]
-      if type(p) == "string" then
-        out[k] = p
-      else
-        local vs, why, argn = values(p, item, i)
-        if not vs then
-          error(("bad argument #%d to 'argv' (%s)"):format(argn, why), 2)
-        end
-        if #vs ~= 1 and not whole then
-          error(("bad argument #2 to 'argv' (%s of an array item must be a word of its own, "
-            .. "to give one argument per element)"):format(describe(p)), 2)
-        end
-        out[k] = vs
+    local out = fill(parts, item, i, "argv")
+    for k = 1, #out do
+      if type(out[k]) == "table" and #out[k] ~= 1 and not whole then
+        error(("bad argument #2 to 'argv' (%s of an array item must be a word of its own, "
+          .. "to give one argument per element)"):format(describe(parts[k])), 2)
       end
     end
     if whole then
