@@ -31,6 +31,7 @@ void tide_buf_init(tide_buf *b) {
 }
 
 int tide_write_all(int fd, const char *p, size_t n) {
+  if (fd <= 2) tide_status_hide(fd); /* output goes above the status line */
   while (n > 0) {
     /* A signal for tide must not wait until a full pipe drains: it cuts a
      * blocked write short (no SA_RESTART), and then we stop. */

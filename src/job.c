@@ -730,6 +730,7 @@ static void fail_start(tide_job *j, int code, const char *what, const char *why,
     deliver(j, ERR, msg, (size_t)n);
   else if (errdisp == DISP_INHERIT) {
     fflush(NULL);
+    tide_status_hide(2);
     (void)!write(2, msg, (size_t)n);
   }
   tee_close(j, OUT);

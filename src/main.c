@@ -39,6 +39,8 @@ static void print_usage(const char *badoption) {
           "  -v        show version information\n"
           "  -E        ignore environment variables (LUA_INIT, LUA_PATH...)\n"
           "  -W        turn warnings on\n"
+          "  --progress     the status line on stderr, even if not a terminal\n"
+          "  --no-progress  no status line (default: when stderr is a terminal)\n"
           "  -h        show this help (--help: also the one-liner options)\n"
           "  --        stop handling options\n"
           "  -         stop handling options and run the script on stdin\n"
@@ -49,6 +51,7 @@ static void print_usage(const char *badoption) {
 
 static void l_message(const char *msg) {
   fflush(stdout);
+  tide_status_hide(2);
   fprintf(stderr, "%s: %s\n", progname, msg);
   fflush(stderr);
 }
@@ -153,6 +156,7 @@ static int handle_script(lua_State *L, char **argv) {
 #define has_E 16
 
 static int default_jobs;
+static int progress = -1; /* --progress 1, --no-progress 0, else -1 */
 
 /* Scans the options, as lua.c's collectargs; *first = script index. */
 static int collectargs(char **argv, int *first) {
@@ -170,6 +174,11 @@ static int collectargs(char **argv, int *first) {
     if (strcmp(argv[i], "--version") == 0) argv[i] = "-v";
     switch (argv[i][1]) {
     case '-':
+      if (strcmp(argv[i], "--progress") == 0 ||
+          strcmp(argv[i], "--no-progress") == 0) {
+        progress = argv[i][2] == 'p';
+        break;
+      }
       if (argv[i][2] != '\0') return has_error;
       *first = i + 1;
       return args;
@@ -314,7 +323,11 @@ static int pmain(lua_State *L) {
   if (args & has_v) print_version();
   createargtable(L, argv, argc, script);
   lua_pushinteger(L, default_jobs);
-  if (call_host(L, "setup", 1, 0) != LUA_OK) return 1;
+  if (progress < 0)
+    lua_pushnil(L);
+  else
+    lua_pushboolean(L, progress);
+  if (call_host(L, "setup", 2, 0) != LUA_OK) return 1;
   if (!(args & has_E) && handle_luainit(L) != LUA_OK) return 1;
   if (!runargs(L, argv, script)) return 1;
   if (script < argc) {
@@ -332,6 +345,7 @@ static int pmain(lua_State *L) {
 
 /* os.exit() leaves without unwinding: no job may outlive tide even then. */
 static void kill_jobs_at_exit(void) {
+  tide_status_hide(2);
   tide_jobs_kill(SIGKILL);
   tide_reaper_kill_all();
 }

@@ -108,6 +108,7 @@ void tide_die(int sig) {
   static int dying;
   if (!dying) {
     dying = 1;
+    tide_status_hide(2); /* no half-drawn status line after tide */
     pending = sig;
     tide_teardown(TIDE_KILL_GRACE_MS);
   }

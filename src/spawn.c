@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@ typedef struct child_args {
   char *const *envp;
   const sigset_t *reset; /* signals whose disposition tide changed */
   const sigset_t *mask;  /* the job's signal mask: empty */
+  pid_t parent;          /* tide */
   volatile int err;      /* written by the child when it cannot exec */
 } child_args;
 
@@ -42,6 +44,13 @@ static void __attribute__((noinline, noreturn)) child(child_args *c) {
   for (int sig = 1; sig < NSIG; sig++)
     if (sigismember(c->reset, sig) == 1) sigaction(sig, &sa, NULL);
   if (setsid() < 0) goto fail;
+  /* The job dies with tide, even when tide is killed with SIGKILL and
+   * cannot stop it: a job finishing after its tide is gone would be done
+   * but not in the job log, and resume would run it again.  This reaches
+   * the job's own process, not what it started (see README).  If tide
+   * died before this call, we have been re-parented: do not run at all. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != c->parent)
+    _exit(127);
   for (int k = 0; k < 3; k++) {
     if (o->fd[k] == k) {
       if (fcntl(k, F_SETFD, 0) < 0) goto fail; /* keep it across exec */
@@ -87,8 +96,10 @@ static const char *env_path(char *const *envp) {
 
 int tide_spawn(const tide_spawn_opts *o, pid_t *pid) {
   static sigset_t none;
+  static pid_t self;
+  if (self == 0) self = getpid();
   child_args c = {o, o->envp ? o->envp : environ, tide_signals_changed(),
-                  &none, 0};
+                  &none, self, 0};
   const char *want = o->envp ? env_path(o->envp) : NULL;
   const char *have = getenv("PATH");
   if (!o->envp || (want && have && strcmp(want, have) == 0) ||

@@ -169,6 +169,9 @@ int tide_glob(lua_State *L);
 /* ---- core.c: the tide.core module; preload.c: embedded Lua ---- */
 
 int luaopen_tide_core(lua_State *L);
+/* Erases the status line (core.status) if it is on screen and a write to
+ * fd (1 or 2) would land on it. */
+void tide_status_hide(int fd);
 void tide_preload(lua_State *L, const char *devdir);
 
 #endif

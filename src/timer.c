@@ -25,10 +25,13 @@ static void on_fire(uv_timer_t *h) {
   tide_complete(&t->obj);
 }
 
-/* core.timer(seconds) -> timer, which completes after that many seconds */
+/* core.timer(seconds [, weak]) -> timer, which completes after that many
+ * seconds.  A weak timer does not keep the loop alive (a redraw tick):
+ * it fires only while something else is being waited for. */
 int tide_timer_new(lua_State *L) {
   lua_Number s = luaL_checknumber(L, 1);
   luaL_argcheck(L, s >= 0, 1, "must not be negative");
+  int weak = lua_toboolean(L, 2);
   tide_obj **u = lua_newuserdatauv(L, sizeof *u, 0);
   *u = NULL;
   luaL_setmetatable(L, TIMER_MT);
@@ -43,6 +46,7 @@ int tide_timer_new(lua_State *L) {
   tide_obj_pin(L, &t->obj);
   uv_update_time(tide_loop()); /* from now, not from the last loop turn */
   uv_timer_start(&t->h, on_fire, (uint64_t)(s * 1000 + 0.5), 0);
+  if (weak) uv_unref((uv_handle_t *)&t->h);
   return 1;
 }
 

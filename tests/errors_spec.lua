@@ -1,5 +1,6 @@
 -- Exit status and failure semantics.
 local h = require("tests.helper")
+local summary = require("tests.summary")
 
 describe("tide's exit status", function()
   it("is 0 when the script ends and every job succeeded", function()
@@ -17,7 +18,7 @@ describe("tide's exit status", function()
     assert.are.equal("", r.out .. r.err)
   end)
 
-  it("is 1 when some job failed, with one summary line on stderr", function()
+  it("is 1 when some job failed, with the failure line and the summary on stderr", function()
     local r = h.script([[
       local list = {}
       for i = 1, 100 do list[i] = i end
@@ -30,7 +31,14 @@ describe("tide's exit status", function()
     ]])
     assert.are.equal(1, r.code)
     assert.are.equal("script ended\t3\n", r.out)
-    assert.are.equal("tide: 3 of 100 jobs failed\n", r.err)
+    -- `tide: 3 of 100 jobs failed`, then the summary: the failed commands
+    -- (in the order they ended) and the 3 slowest jobs
+    assert.truthy(r.err:find(summary.pattern(3, 100, 0, { false, false, false }, 3)), r.err)
+    local fails = {}
+    for l in r.err:gmatch("tide:   failed ([^\n]+)") do
+      fails[l] = (fails[l] or 0) + 1
+    end
+    assert.are.same({ ["(exit 3): exit 3"] = 2, ["(SIGKILL): kill -9 $$"] = 1 }, fails)
   end)
 
   it("is 1 even when the script looked at the failure itself", function()
@@ -40,7 +48,7 @@ describe("tide's exit status", function()
     ]])
     assert.are.equal(1, r.code)
     assert.are.equal("handled\n", r.out)
-    assert.are.equal("tide: 1 of 1 jobs failed\n", r.err)
+    assert.truthy(r.err:find(summary.pattern(1, 1, 0, { { "exit 1", "false" } }, 1, { "false" })), r.err)
   end)
 
   it("counts a program that cannot start as a failed job", function()
@@ -50,7 +58,8 @@ describe("tide's exit status", function()
       shell("true", { cwd = "/nonexistent/tide_dir", capture = true })
     ]])
     assert.are.equal(1, r.code)
-    assert.are.equal("tide: 2 of 3 jobs failed\n", r.err)
+    assert.truthy(r.err:find(summary.pattern(2, 3, 0,
+      { { "exit 127", "nosuch_prog_tide" }, { "exit 127", "true" } }, 3)), r.err)
   end)
 
   it("is 2 on a syntax error, naming file and line", function()

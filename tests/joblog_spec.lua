@@ -1,5 +1,6 @@
 -- Run bookkeeping: job log, resume, dry run, per-job resources, summary.
 local h = require("tests.helper")
+local summary = require("tests.summary")
 local q = h.quote
 
 local LINE = "^(%d+)\t:\t(%d+%.%d%d%d)\t(%d+%.%d%d%d)\t0\t0\t(%-?%d+)\t(%d+)\t(.*)$"
@@ -135,50 +136,45 @@ describe("job log", function()
     assert.are.equal("", r.err)
   end)
 
-  it("after kill -9, resume runs every job once in total", function()
+  it("after kill -9, resume runs every job exactly once in total", function()
+    -- Rounds of 4 jobs of 0.6 s; tide is killed 0.2 s into the second
+    -- round, far from any job's end.  The jobs running then die with tide
+    -- (they must not go on, append, and run again on resume).
     local src = [[
-      local log, out = ...
+      local log, out, dir = ...
       local items = {}
-      for i = 1, 40 do items[i] = i end
+      for i = 1, 12 do items[i] = i end
       pool{jobs = 4, joblog = log, resume = true}:map(function(i)
-        shell(("sleep 0.05; echo %d >> %s"):format(i, out))
+        shell(("touch %s/started.%d; sleep 0.6; echo %d >> %s"):format(dir, i, i, out))
       end, items)
     ]]
     local script = h.spit(dir .. "/s.lua", src)
     local log, out = dir .. "/log", dir .. "/out"
-    -- killed once a few jobs are logged (the header and 5 lines), well
-    -- before the 10 rounds of 4 jobs are done; the jobs running then
-    -- finish on their own (they append, but are not logged)
-    os.execute(("%s %s %s %s >/dev/null 2>&1 & pid=$!; n=0; "
-      .. "while [ $(cat %s 2>/dev/null | wc -l) -lt 6 ] && [ $n -lt 500 ]; do sleep 0.01; n=$((n+1)); done; "
-      .. "kill -9 $pid; wait $pid 2>/dev/null; sleep 0.3")
-      :format(q(h.TIDE), q(script), q(log), q(out), q(log)))
-    local logged = {}
+    -- after the kill, longer than the jobs that were running would take
+    os.execute(("%s %s %s %s %s >/dev/null 2>&1 & pid=$!; n=0; "
+      .. "while [ ! -e %s/started.5 ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done; "
+      .. "sleep 0.2; kill -9 $pid; wait $pid 2>/dev/null; sleep 0.8")
+      :format(q(h.TIDE), q(script), q(log), q(out), q(dir), q(dir)))
+    local logged, nlogged = {}, 0
     for i, l in ipairs(lines(log)) do
       if i > 1 then
         local cmd = select(6, l:match(LINE))
         logged[tonumber(cmd:match("echo (%d+)"))] = true
+        nlogged = nlogged + 1
       end
     end
     local before = h.slurp(out)
-    assert.truthy(next(logged), "nothing logged before the kill")
-    assert.falsy(logged[40], "the run ended before the kill")
-    local r = h.run({ script, log, out })
+    assert.truthy(nlogged > 0 and nlogged < 12, "logged before the kill: " .. nlogged)
+    -- what was appended before the rerun is exactly what was logged
+    for i = 1, 12 do
+      assert.are.equal(logged[i] and 1 or 0, count(before, tostring(i)), "item " .. i .. " before the rerun")
+    end
+    local r = h.run({ script, log, out, dir })
     assert.are.equal(0, r.code, r.err)
     local all = h.slurp(out)
-    local twice = 0
-    for i = 1, 40 do
-      local n = count(all, tostring(i))
-      if logged[i] then
-        assert.are.equal(1, n, "logged job " .. i .. " ran again")
-      elseif n ~= 1 then
-        -- only a job running at the kill may have finished unlogged
-        assert.are.equal(2, n)
-        assert.truthy(count(before, tostring(i)) == 1)
-        twice = twice + 1
-      end
+    for i = 1, 12 do
+      assert.are.equal(1, count(all, tostring(i)), "item " .. i .. " in total:\n" .. all)
     end
-    assert.truthy(twice <= 4, twice)
   end)
 
   it("rejects bad values, naming the option", function()
@@ -258,7 +254,37 @@ describe("summary", function()
     assert.truthy(r.err:find("failed (exit 3): exit 3", 1, true), r.err)
     assert.truthy(r.err:find("slowest #1: 0%.%d+s sleep 0%.2\n"), r.err)
     assert.truthy(r.err:find("slowest #2: 0%.%d+s sleep 0%.1\n"), r.err)
-    assert.truthy(r.err:find("tide: 1 of 4 jobs failed\n$"), r.err)
+    -- a job failed: the failure line comes first, the summary after it
+    assert.truthy(r.err:find("^tide: 1 of 4 jobs failed\ntide: summary: "), r.err)
+    assert.truthy(r.err:find(summary.pattern(1, 4, 0, { { "exit 3", "exit 3" } }, 3, { "sleep 0.2", "sleep 0.1" })),
+      r.err)
+  end)
+
+  it("is printed whenever a job failed: failed commands and codes, skipped by resume, slowest", function()
+    local dir = h.tmpdir()
+    local src = [[
+      local log, stage = ...
+      local cmds = { "echo a" }
+      if stage == "2" then
+        cmds = { "echo a", "exit 3", "sleep 0.3", "kill -9 $$", "exit 4", "sleep 0.2", "exit 5", "exit 6", "exit 7",
+          "exit 8", "true" }
+      end
+      pool{jobs = 1, joblog = log, resume = true}:map(function(c) return shell(c) end, cmds)
+    ]]
+    local r = h.script(src, { dir .. "/log", "1" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("", r.err)
+    r = h.script(src, { dir .. "/log", "2" })
+    os.execute("rm -rf " .. q(dir))
+    assert.are.equal(1, r.code)
+    -- the first 5 failures in the order they ended, then how many more
+    local failed = { { "exit 3", "exit 3" }, { "SIGKILL", "kill -9 $$" }, { "exit 4", "exit 4" },
+      { "exit 5", "exit 5" }, { "exit 6", "exit 6" } }
+    assert.truthy(r.err:find(summary.pattern(7, 10, 1, failed, 3, { "sleep 0.3", "sleep 0.2" })), r.err)
+    -- a one-liner too
+    r = h.run({ "-j1", "exit", ":::", "0", "2", "0" })
+    assert.are.equal(1, r.code)
+    assert.truthy(r.err:find(summary.pattern(1, 3, 0, { { "exit 2", "exit 2" } }, 3)), r.err)
   end)
 
   it("is printed with TIDE_SUMMARY=1", function()

@@ -1,5 +1,6 @@
 -- shell(cmd [, opts]): how jobs start, their result table and options.
 local h = require("tests.helper")
+local summary = require("tests.summary")
 
 -- Runs src and returns its stdout, asserting exit status `code` (default 0).
 local function out_of(src, args, code)
@@ -274,8 +275,12 @@ describe("shell", function()
       ]])
       assert.are.equal(1, r.code)
       assert.are.equal("false\t127\tfalse\t127\t127\n", r.out)
-      local _, n = r.err:gsub("nosuch_prog_tide", "")
+      -- what the jobs said, then the summary, which names them again
+      local said, tail = r.err:match("^(.-)(tide: 3 of 3 jobs failed\n.*)$")
+      local _, n = (said or ""):gsub("nosuch_prog_tide", "")
       assert.are.equal(3, n, r.err)
+      assert.truthy(tail:find(summary.pattern(3, 3, 0, { { "exit 127", "nosuch_prog_tide arg" },
+        { "exit 127", "nosuch_prog_tide arg" }, { "exit 127", "nosuch_prog_tide; true; exit 127" } }, 3)), r.err)
       assert.truthy(r.err:find("captured: [^\n]*nosuch_prog_tide[^\n]*\ncaptured: [^\n]*nosuch_prog_tide"), r.err)
     end)
 
@@ -293,8 +298,11 @@ describe("shell", function()
       os.execute("rm -rf " .. h.quote(dir))
       assert.are.equal(1, r.code)
       assert.are.equal("false\t126\t126\t126\n", r.out)
-      local _, n = r.err:gsub("/noexec", "")
+      local said, tail = r.err:match("^(.-)(tide: 3 of 3 jobs failed\n.*)$")
+      local _, n = (said or ""):gsub("/noexec", "")
       assert.are.equal(2, n, r.err)
+      assert.truthy(tail:find(summary.pattern(3, 3, 0, { { "exit 126", dir .. "/noexec" },
+        { "exit 126", dir .. "/noexec" }, { "exit 126", dir } }, 3)), r.err)
     end)
 
     it("gives 127 for a missing cwd, naming the directory", function()

@@ -9,6 +9,7 @@
 -- shell().  Options whose machinery is not built say so and exit 255.
 local core = require("tide.core")
 local pool = require("tide.pool")
+local progress = require("tide.progress")
 local shell = require("tide.shell")
 local template = require("tide.template")
 
@@ -41,8 +42,10 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
               (output options: need tide's output modes)
   --joblog FILE   --resume   --resume-failed   --summary
-Not available yet: --bar --progress --eta
-  -S/--sshlogin -v (they stop with exit 255 rather than being ignored).
+  --progress (or --bar, --eta)   the status line on stderr, even if not a tty
+  --no-progress   no status line (default: only when stderr is a terminal)
+Not available yet: -S/--sshlogin -v (they stop with exit 255 rather than
+  being ignored).
 Exit status: the number of failed jobs (at most 101); with --halt ...,fail=1
 the failing job's status; 255 for other errors.
 ]==]
@@ -54,7 +57,6 @@ local function die(fmt, ...)
 end
 
 local NOT_YET = {
-  ["--bar"] = "progress display", ["--progress"] = "progress display", ["--eta"] = "progress display",
   ["-S"] = "remote execution", ["--sshlogin"] = "remote execution", ["-v"] = "verbose mode",
   ["--verbose"] = "verbose mode",
 }
@@ -69,7 +71,7 @@ local OPTIONS = {
   ["--retries"] = "retries", ["--timeout"] = "timeout", ["--halt"] = "halt", ["--halt-on-error"] = "halt",
   ["--delay"] = "delay", ["--load"] = "load", ["--memfree"] = "memfree",
   ["--dry-run"] = false, ["--dryrun"] = "--dry-run", ["--summary"] = false,
-  ["--bar"] = false, ["--progress"] = false, ["--eta"] = false,
+  ["--progress"] = false, ["--bar"] = "--progress", ["--eta"] = "--progress", ["--no-progress"] = false,
   ["-0"] = false, ["--null"] = "-0", ["-d"] = "delim", ["--delimiter"] = "delim",
   ["--colsep"] = "colsep", ["-C"] = "colsep", ["--header"] = "header",
   ["-n"] = "n", ["--max-args"] = "n", ["-N"] = "N",
@@ -775,6 +777,9 @@ local function run(o)
   for k, v in pairs(job_options(o)) do
     popts[k] = v
   end
+  if o["--no-progress"] or o["--progress"] then
+    progress.force(not o["--no-progress"])
+  end
   local ok, p = pcall(pool.new, popts)
   if not ok then
     local msg = tostring(p):gsub("^bad argument #1 to 'pool' %((.*)%)$", "%1")
@@ -803,9 +808,8 @@ local function run(o)
   end, jobs)
 
   local stats = shell.stats
-  if o["--summary"] or stats.summary then
-    require("tide.joblog").summary(stats)
-  end
+  progress.finish()
+  require("tide.joblog").report(stats, o["--summary"] or stats.summary)
   local status = math.min(stats.failed, 101)
   if stats.halt_status ~= nil and popts.halt then
     local spec = require("tide.control").halt(popts.halt)

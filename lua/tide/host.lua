@@ -16,13 +16,22 @@ local function check_pipe(ok, msg, code)
   return ok, msg, code
 end
 
+-- Also, while the status line is on (progress.lua), what the script and
+-- tide's Lua half write to stdout or stderr erases it first, as C's own
+-- writes do.
 local function install_pipe_checks()
-  local stdout, write = io.stdout, io.write
+  local stdout, stderr, write = io.stdout, io.stderr, io.write
   local methods = getmetatable(stdout).__index
   local fwrite = methods.write
+  local progress = require("tide.progress")
   methods.write = function(f, ...)
     if f == stdout then
+      if progress.on then
+        core.status(false, 1)
+      end
       return check_pipe(fwrite(f, ...))
+    elseif f == stderr and progress.on then
+      core.status(false, 2)
     end
     return fwrite(f, ...)
   end
@@ -35,16 +44,25 @@ local function install_pipe_checks()
     check_pipe(stdout:write(table.concat(parts, "\t", 1, n), "\n"))
   end
   io.write = function(...) -- luacheck: ignore 122
+    if progress.on then
+      core.status(false, 1)
+    end
     return check_pipe(write(...))
   end
 end
 
--- jobs: the -j value, 0 when not given.
-function M.setup(jobs)
+-- jobs: the -j value, 0 when not given; progress: --progress (true),
+-- --no-progress (false) or neither (nil).
+function M.setup(jobs, progress)
   if jobs > 0 then
     core.jobs = jobs
   end
   install_pipe_checks()
+  if progress == nil then
+    require("tide.progress").setup()
+  else
+    require("tide.progress").force(progress)
+  end
   local tide = require("tide")
   _G.pool, _G.shell = tide.pool, tide.shell
   for name in pairs(require("tide.sweep")) do
@@ -53,6 +71,8 @@ function M.setup(jobs)
 end
 
 local SEPARATORS = { [":::"] = true, ["::::"] = true, [":::+"] = true, ["::::+"] = true }
+-- Options of both modes, which decide nothing.
+local NEUTRAL = { ["--version"] = true, ["-v"] = true, ["-h"] = true, ["--progress"] = true, ["--no-progress"] = true }
 
 -- Whether a command's first word names an executable in PATH: `tide
 -- 'gzip -9'` reading stdin is a one-liner too.
@@ -93,7 +113,7 @@ function M.is_oneliner(args)
       break
     elseif a == "--" then
       return false
-    elseif a == "--version" or a == "-v" or a == "-h" then -- luacheck: ignore 542
+    elseif NEUTRAL[a] then -- luacheck: ignore 542
     elseif a == "-E" or a == "-W" then
       lua_only = true
     elseif a:find("^%-[el]") then
@@ -140,6 +160,7 @@ end
 -- One-liner mode: runs it and returns tide's exit status (tide.cli).
 function M.oneliner(args)
   install_pipe_checks()
+  require("tide.progress").setup()
   return require("tide.cli").main(args)
 end
 
@@ -153,13 +174,10 @@ function M.finish()
   if status == nil or (status == 0 and stats.failed > stats.halt_failed) then
     status = stats.failed > 0 and 1 or 0
   end
-  if stats.summary or os.getenv("TIDE_SUMMARY") == "1" then
-    require("tide.joblog").summary(stats)
-  end
-  if status ~= 0 and stats.failed > 0 then
-    io.stdout:flush()
-    io.stderr:write(("tide: %d of %d jobs failed\n"):format(stats.failed, stats.jobs))
-  end
+  -- the status line's final figures, then the summary if a job failed
+  -- or one was asked for
+  require("tide.progress").finish()
+  require("tide.joblog").report(stats, stats.summary)
   return status
 end
 

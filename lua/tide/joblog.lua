@@ -192,8 +192,8 @@ local function why(f)
   return "exit " .. tostring(f.code)
 end
 
--- The summary lines (on stderr) for stats.
-function M.summary(stats)
+-- The summary lines for stats.
+local function summary(stats)
   local w = {}
   local ran = stats.jobs
   local failed = stats.failed
@@ -208,8 +208,20 @@ function M.summary(stats)
   for i, s in ipairs(stats.slow) do
     w[#w + 1] = ("tide:   slowest #%d: %.3fs %s\n"):format(i, s.elapsed, s.cmd)
   end
+  return table.concat(w)
+end
+
+-- At the end of a run, on stderr: when a job failed, the line `tide: N of
+-- M jobs failed` and the summary; else the summary if it was asked for
+-- (requested, or TIDE_SUMMARY=1).
+function M.report(stats, requested)
+  local failed = stats.failed > 0
+  if not (failed or requested or os.getenv("TIDE_SUMMARY") == "1") then
+    return
+  end
   io.stdout:flush()
-  io.stderr:write(table.concat(w))
+  io.stderr:write(failed and ("tide: %d of %d jobs failed\n"):format(stats.failed, stats.jobs) or "",
+    summary(stats))
 end
 
 return M

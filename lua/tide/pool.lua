@@ -16,6 +16,7 @@
 local control = require("tide.control")
 local core = require("tide.core")
 local output = require("tide.output")
+local progress = require("tide.progress")
 local sched = require("tide.sched")
 
 local M = {}
@@ -95,7 +96,14 @@ function M.new(arg)
   if arg == nil then
     n = M.default_jobs()
   elseif type(arg) == "table" then
-    jobopts, halt = check_options(arg, "pool", 1, { jobs = true, order = true, summary = true })
+    jobopts, halt = check_options(arg, "pool", 1, { jobs = true, order = true, summary = true, progress = true })
+    if arg.progress ~= nil then
+      if type(arg.progress) ~= "boolean" then
+        error(("bad argument #1 to 'pool' (option 'progress' must be a boolean, got %s)")
+          :format(describe(arg.progress)), 2)
+      end
+      progress.force(arg.progress)
+    end
     if arg.summary ~= nil then
       if type(arg.summary) ~= "boolean" then
         error(("bad argument #1 to 'pool' (option 'summary' must be a boolean, got %s)")
@@ -488,6 +496,9 @@ function Pool:map(fn, list, opts)
     ndone = 0, nok = 0, nfail = 0,
   }
   st.observe = observer(st, caller)
+  if not caller then
+    progress.map(st) -- the status line counts the main chunk's maps
+  end
   st.outer = caller and caller.out
   if order == "input" then
     st.ord = output.order(st.outer)

@@ -24,6 +24,9 @@ local runq, head, tail = {}, 1, 0
 local fired, nfired = {}, 0 -- watchers whose object completed
 local current -- the task the driver is resuming, if any
 
+-- Called before each wait for the loop, when set (progress.lua's redraw).
+M.on_idle = nil
+
 local function ready(t)
   tail = tail + 1
   runq[tail] = t
@@ -150,6 +153,10 @@ function M.drive(done)
         fns[i]()
       end
     else
+      local idle = M.on_idle
+      if idle then
+        idle()
+      end
       local objs, news = core.step()
       if not objs then
         error("deadlock: tasks are waiting but no job, timer or task is left "

@@ -19,7 +19,8 @@ local M = {}
 
 -- Every job run by this tide, for the exit status and the summary.
 -- slow, slow_floor: the 3 slowest, and the time a job must beat to be one.
-M.stats = { jobs = 0, failed = 0, slow = {}, slow_floor = -1, t0 = core.now() }
+-- outside, outside_done: jobs started and ended outside any map (progress.lua).
+M.stats = { jobs = 0, failed = 0, slow = {}, slow_floor = -1, t0 = core.now(), outside = 0, outside_done = 0 }
 
 M.KILL_GRACE = control.KILL_GRACE -- seconds between SIGTERM and SIGKILL
 
@@ -412,6 +413,9 @@ function M.run(cmd, opts)
     end
   end
   local stats = M.stats
+  if not st then
+    stats.outside = stats.outside + 1
+  end
   local r
   if pol or (t and t.out) then
     r = run_controlled(argv, cmdstr, opts, spec, pol or EMPTY, t)
@@ -445,6 +449,9 @@ function M.run(cmd, opts)
     end
   elseif r.elapsed > stats.slow_floor and not (r.resumed or r.dry_run) then
     joblog.note(stats, r)
+  end
+  if not st then
+    stats.outside_done = stats.outside_done + 1
   end
   local observe = st and st.observe
   if observe and not r.resumed then
