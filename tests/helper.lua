@@ -233,4 +233,86 @@ function M.signal_run(src, opts)
   return r
 end
 
+-- Runs the shell command cmd (not tide) with opts.env (table), opts.stdin
+-- (string) and a hard timeout (opts.timeout, default 60 s).  Returns
+-- {code, out, err}.
+function M.sh(cmd, opts)
+  opts = opts or {}
+  local dir = M.tmpdir()
+  local env = {}
+  for k, v in pairs(opts.env or {}) do
+    env[#env + 1] = "export " .. k .. "=" .. q(v) .. ";"
+  end
+  local stdin = "/dev/null"
+  if opts.stdin then
+    stdin = M.spit(dir .. "/in", opts.stdin)
+  end
+  local p = io.popen(("%s timeout -s KILL %d sh -c %s <%s >%s/out 2>%s/err; echo $?"):format(
+    table.concat(env, " "), opts.timeout or 60, q(cmd), stdin, dir, dir))
+  local code = p:read("n")
+  p:close()
+  local r = { code = code, out = slurp(dir .. "/out"), err = slurp(dir .. "/err") }
+  os.execute("rm -rf " .. q(dir))
+  return r
+end
+
+-- The real engines of the backend specs (scripts/services, started by the
+-- ctest fixture tide_services for tests/backend_*_spec.lua): reads
+-- $TIDE_SERVICES/env.  Returns {dir, ssh (a command prefix: "ssh -F ..."),
+-- host_a, host_b (two ssh aliases of 127.0.0.1, one port each), slurm_conf,
+-- env (the variables as a table, for M.run's or M.sh's opts.env)}.  Raises
+-- an error if the services are not running.
+local SERVICE_DAEMONS = { "munge/munged", "slurm/slurmctld", "slurm/slurmd", "ssh/sshd" }
+
+function M.services()
+  local dir = os.getenv("TIDE_SERVICES")
+  local hint = "; run the spec through ctest (fixture tide_services), or "
+    .. "scripts/services start DIR and set TIDE_SERVICES=DIR"
+  if not dir or dir == "" then
+    error("TIDE_SERVICES is not set" .. hint, 2)
+  end
+  local f = io.open(dir .. "/env")
+  if not f then
+    error("no " .. dir .. "/env: the test services are not running" .. hint, 2)
+  end
+  local env = {}
+  for line in f:lines() do
+    local k, v = line:match("^export ([%w_]+)='(.*)'$")
+    if k then
+      env[k] = v
+    end
+  end
+  f:close()
+  for _, d in ipairs(SERVICE_DAEMONS) do
+    local pf = io.open(dir .. "/" .. d .. ".pid")
+    local pid = pf and pf:read("n")
+    if pf then
+      pf:close()
+    end
+    local st = pid and io.open("/proc/" .. pid .. "/stat")
+    local state = st and st:read("a"):match("%) (%a)")
+    if st then
+      st:close()
+    end
+    if not state or state == "Z" or state == "X" then
+      error(d:match("[^/]+$") .. " of the test services in " .. dir .. " is not running" .. hint, 2)
+    end
+  end
+  return {
+    dir = dir, ssh = env.TIDE_TEST_SSH, host_a = env.TIDE_TEST_HOST_A, host_b = env.TIDE_TEST_HOST_B,
+    slurm_conf = env.SLURM_CONF, env = env,
+  }
+end
+
+-- The services' environment (SLURM_CONF, TIDE_TEST_SSH, TIDE_TEST_HOST_A/B,
+-- TIDE_TEST_SERVICES) as a fresh table, to pass as opts.env, e.g.
+-- h.run({"script.lua"}, {env = h.service_env()}).
+function M.service_env()
+  local env = {}
+  for k, v in pairs(M.services().env) do
+    env[k] = v
+  end
+  return env
+end
+
 return M
