@@ -74,6 +74,7 @@ struct tide_job {
   size_t max_line;
   int reading[2];
   int timer_init, exited, finished, by_sigchld;
+  int hold_in; /* stdin stays open until the job ends (see tide_job_spawn) */
   int status; /* wait status, or exit code << 8 for a failed start */
   struct rusage ru;
   uint64_t t0, t1;
@@ -228,7 +229,7 @@ static void finish(tide_job *j) {
   tee_close(j, ERR);
   if (j->timer_init) close_handle(j, (uv_handle_t *)&j->timer);
   /* Input the job never read: cancel the write (its callback frees it). */
-  if (j->in_data) close_handle(j, (uv_handle_t *)&j->in);
+  if (j->in_data || j->hold_in) close_handle(j, (uv_handle_t *)&j->in);
   unlink_running(j);
   tide_complete(&j->obj);
 }
@@ -357,7 +358,7 @@ static void on_stdin_written(uv_write_t *req, int status) {
   (void)status; /* EPIPE: the job did not read its input; that is its call */
   free(j->in_data);
   j->in_data = NULL;
-  close_handle(j, (uv_handle_t *)&j->in);
+  if (!j->hold_in) close_handle(j, (uv_handle_t *)&j->in);
 }
 
 /* ---- the Lua object ---- */
@@ -672,6 +673,20 @@ static int job_terminate(lua_State *L) {
   return 0;
 }
 
+/* job:hangup(grace): closes the stdin that hold_stdin kept open, so that
+ * the remote side (see lua/tide/remote.lua) stops the job with its own
+ * SIGTERM and grace and reports how it ended; SIGKILLs the local group
+ * after grace seconds if it is still running. */
+static int job_hangup(lua_State *L) {
+  tide_job *j = checkjob(L);
+  lua_Number grace = luaL_checknumber(L, 2);
+  luaL_argcheck(L, grace >= 0, 2, "grace must not be negative");
+  if (j->exited || j->pid == 0) return 0;
+  if (j->hold_in) close_handle(j, (uv_handle_t *)&j->in);
+  arm_timer(j, (uint64_t)(grace * 1000));
+  return 0;
+}
+
 void tide_jobs_terminate(unsigned grace_ms) {
   for (tide_job *j = running; j; j = j->next)
     terminate(j, grace_ms);
@@ -758,7 +773,10 @@ static int is_resource_error(int err) {
  * (split lines for job:lines/flush/hold, and send news), max_line (the
  * longest piece a watched line comes in), tee_stdout/tee_stderr (a results
  * file that gets every byte; a stream that goes nowhere else is given to
- * the job itself).  Resource shortages (EMFILE, EAGAIN, ENOMEM) return nil
+ * the job itself), hold_stdin (stdin is a pipe that stays open, after the
+ * stdin bytes if any, until the job ends: a remote side that waits for
+ * its end of file learns that the job's launcher is gone, even when tide
+ * itself is killed).  Resource shortages (EMFILE, EAGAIN, ENOMEM) return nil
  * so the scheduler can wait and retry; a program that cannot start is a job
  * that has already failed.
  */
@@ -781,14 +799,17 @@ int tide_job_spawn(lua_State *L) {
     if (lua_istable(L, -1)) envidx = lua_gettop(L);
   }
 
-  int keep = 1, watchit = 0;
+  int keep = 1, watchit = 0, hold = 0;
   lua_Integer max_line = TIDE_MAX_LINE, max_output = 0;
   if (opts) {
     lua_getfield(L, opts, "keep");
     keep = lua_isnil(L, -1) || lua_toboolean(L, -1);
     lua_getfield(L, opts, "watch");
     watchit = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    lua_getfield(L, opts, "hold_stdin");
+    hold = lua_toboolean(L, -1);
+    lua_pop(L, 3);
+    if (hold && in == NULL) in = "";
     max_line = intopt(L, opts, "max_line", TIDE_MAX_LINE, 1);
     max_output = intopt(L, opts, "max_output", 0, 0);
   }
@@ -831,6 +852,7 @@ int tide_job_spawn(lua_State *L) {
     j->watch = watchit;
     j->max_line = (size_t)max_line;
     j->buf[OUT].limit = j->buf[ERR].limit = (uint64_t)max_output;
+    j->hold_in = hold;
     for (int k = OUT; k <= ERR; k++) {
       if (disp[k] != DISP_PIPE) continue;
       const char *path = NULL;
@@ -919,7 +941,7 @@ int tide_job_spawn(lua_State *L) {
       uv_buf_t b = uv_buf_init(j->in_data, (unsigned)inlen);
       j->wreq.data = j;
       uv_write(&j->wreq, (uv_stream_t *)&j->in, &b, 1, on_stdin_written);
-    } else {
+    } else if (!j->hold_in) {
       close_handle(j, (uv_handle_t *)&j->in);
     }
   }
@@ -961,7 +983,8 @@ void tide_job_register(lua_State *L) {
       {"omitted", job_omitted},     {"tee_error", job_tee_error},
       {"flush", job_flush},         {"hold", job_hold},
       {"lines", job_lines},         {"kill", job_kill},
-      {"terminate", job_terminate}, {NULL, NULL}};
+      {"terminate", job_terminate}, {"hangup", job_hangup},
+      {NULL, NULL}};
   tide_obj_class(L, JOB_MT, methods, job_gc);
 }
 

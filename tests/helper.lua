@@ -214,7 +214,8 @@ print(rc, time.time() - ts)
 -- "timeout"), out, err, secs (from the first signal's time base to exit)}.
 -- opts.wait: seconds to wait for tide to exit after the signals (default 30)
 -- before SIGKILLing it and reporting "timeout".  opts.stdout_pipe: tide's
--- stdout is a pipe that is never read (r.out is then "").
+-- stdout is a pipe that is never read (r.out is then "").  opts.env:
+-- variables to set for tide.
 function M.signal_run(src, opts)
   local dir = M.tmpdir()
   local path = M.spit(dir .. "/script.lua", src)
@@ -222,8 +223,13 @@ function M.signal_run(src, opts)
   for i, s in ipairs(opts.signals or {}) do
     steps[i] = ("%g:%s"):format(s[1], s[2])
   end
-  local cmd = ("python3 -c %s %s %s %s %d %s %g %s"):format(q(SIGRUN), q(M.TIDE), q(path), q(dir),
-    opts.ready or 0, q(table.concat(steps, ",")), opts.wait or 30, opts.stdout_pipe and "pipe" or "file")
+  local env = {}
+  for k, v in pairs(opts.env or {}) do
+    env[#env + 1] = q(k .. "=" .. v)
+  end
+  local cmd = ("env %s python3 -c %s %s %s %s %d %s %g %s"):format(table.concat(env, " "), q(SIGRUN),
+    q(M.TIDE), q(path), q(dir), opts.ready or 0, q(table.concat(steps, ",")), opts.wait or 30,
+    opts.stdout_pipe and "pipe" or "file")
   local p = io.popen(cmd)
   local code = p:read("n") or p:read("l")
   local secs = p:read("n")

@@ -204,12 +204,9 @@ describe("one-liners", function()
   end)
 
   describe("options not built yet", function()
-    for _, flag in ipairs({ "-S", "--sshlogin" }) do
+    for _, flag in ipairs({ "-v", "--verbose" }) do
       it("refuse " .. flag .. " with exit 255", function()
         local args = { flag }
-        if flag == "-S" or flag == "--sshlogin" then
-          args[2] = "x"
-        end
         for _, a in ipairs({ "tiderec", ":::", "a" }) do
           args[#args + 1] = a
         end

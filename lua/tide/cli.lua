@@ -44,8 +44,9 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --joblog FILE   --resume   --resume-failed   --summary
   --progress (or --bar, --eta)   the status line on stderr, even if not a tty
   --no-progress   no status line (default: only when stderr is a terminal)
-Not available yet: -S/--sshlogin -v (they stop with exit 255 rather than
-  being ignored).
+  -S/--sshlogin [N/]login[,...]   run on ssh hosts (':' is this machine)
+  --slf FILE   sshlogins from a file, one a line   --ssh CMD  the ssh command
+Not available yet: -v (it stops with exit 255 rather than being ignored).
 Exit status: the number of failed jobs (at most 101); with --halt ...,fail=1
 the failing job's status; 255 for other errors.
 ]==]
@@ -57,7 +58,7 @@ local function die(fmt, ...)
 end
 
 local NOT_YET = {
-  ["-S"] = "remote execution", ["--sshlogin"] = "remote execution", ["-v"] = "verbose mode",
+  ["-v"] = "verbose mode",
   ["--verbose"] = "verbose mode",
 }
 
@@ -77,7 +78,8 @@ local OPTIONS = {
   ["-n"] = "n", ["--max-args"] = "n", ["-N"] = "N",
   ["-X"] = false, ["--xargs"] = "-m", ["-m"] = false,
   ["--workdir"] = "workdir", ["--wd"] = "workdir", ["--env"] = "env",
-  ["-S"] = "sshlogin", ["--sshlogin"] = "sshlogin", ["-q"] = false, ["--quote"] = "-q",
+  ["-S"] = "sshlogin", ["--sshlogin"] = "sshlogin", ["--slf"] = "slf", ["--sshloginfile"] = "slf",
+  ["--ssh"] = "ssh", ["-q"] = false, ["--quote"] = "-q",
   ["--shellquote"] = false, ["-a"] = "argfile", ["--arg-file"] = "argfile",
   ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["--verbose"] = "-v",
   ["--will-cite"] = false, ["--help"] = false,
@@ -88,6 +90,7 @@ local VALUED = {
   retries = "--retries", timeout = "--timeout", halt = "--halt", delay = "--delay",
   load = "--load", memfree = "--memfree", delim = "-d", colsep = "--colsep", header = "--header",
   n = "-n", N = "-N", workdir = "--workdir", env = "--env", sshlogin = "-S", argfile = "-a",
+  slf = "--slf", ssh = "--ssh",
 }
 
 local SEPARATORS = { [":::"] = true, ["::::"] = true, [":::+"] = true, ["::::+"] = true }
@@ -118,11 +121,12 @@ local function parse(args)
     if spec == nil then
       die("unknown option '%s' (tide --help lists them)", a)
     end
+    local given = name
     if type(spec) == "string" and spec:sub(1, 1) == "-" then
       name, spec = spec, OPTIONS[spec] -- an alias
     end
     if NOT_YET[name] then
-      die("option '%s' is not available yet (%s is not built)", name, NOT_YET[name])
+      die("option '%s' is not available yet (%s is not built)", given, NOT_YET[name])
     end
     if spec then
       if value == nil then
@@ -134,6 +138,8 @@ local function parse(args)
       end
       if spec == "argfile" then
         o.sources[#o.sources + 1] = { file = value }
+      elseif spec == "sshlogin" and o.sshlogin then -- repeatable, as in GNU parallel
+        o.sshlogin = o.sshlogin .. "," .. value
       else
         o[spec] = value
       end
@@ -572,7 +578,7 @@ end
 local FLAG_OF = {
   timeout = "--timeout", retries = "--retries", halt = "--halt", delay = "--delay",
   max_load = "--load", min_free = "--memfree", tag = "--tag/--tagstring", output = "--line-buffer/-u/--group",
-  order = "-k", results = "--results",
+  order = "-k", results = "--results", hosts = "-S/--slf", ssh = "--ssh",
 }
 
 local function job_options(o)
@@ -602,6 +608,25 @@ local function job_options(o)
       h = numeric[h]
     end
     opts.halt = h
+  end
+  local hosts = o.sshlogin and { o.sshlogin } or {}
+  if o.slf then
+    local f, err = io.open(o.slf)
+    if not f then
+      die("--slf: cannot open %s", err)
+    end
+    for line in f:lines() do
+      if line:find("%S") and not line:find("^%s*#") then
+        hosts[#hosts + 1] = line
+      end
+    end
+    f:close()
+  end
+  if #hosts > 0 then
+    opts.hosts = table.concat(hosts, ",")
+    opts.ssh = o.ssh
+  elseif o.ssh then
+    die("option '--ssh' needs -S/--sshlogin or --slf")
   end
   if o.joblog then
     opts.joblog = o.joblog

@@ -224,6 +224,8 @@ JOB.dry_run = function(v)
   end
   return nil, "a boolean"
 end
+-- Where jobs run: backend, hosts, ssh, slurm.
+require("tide.backend").options(JOB)
 
 M.JOB = JOB
 
@@ -503,6 +505,20 @@ local function disarm(rec)
   end
 end
 
+-- Seconds a remote job's client gets beyond the kill grace to bring back
+-- the job's end before it is killed here.
+M.REMOTE_MARGIN = 2
+
+-- Stops rec's job: a job that runs elsewhere through its wrapper, which
+-- applies the grace there (remote.lua).
+function M.stop_job(rec)
+  if rec.remote then
+    rec.job:hangup(rec.grace + M.REMOTE_MARGIN)
+  else
+    rec.job:terminate(rec.grace)
+  end
+end
+
 -- Arms (or moves) rec's deadline to secs from now.
 function M.arm(rec, secs)
   disarm(rec)
@@ -512,7 +528,7 @@ function M.arm(rec, secs)
     rec.timer = nil
     if not rec.done and rec.job:kill(0) then -- still running
       rec.timed_out = true
-      rec.job:terminate(rec.grace)
+      M.stop_job(rec)
     end
   end)
 end
@@ -610,7 +626,7 @@ local function memcheck()
       io.stderr:write(("tide: available memory %.0f MiB is below half of min_free (%.0f MiB): "
         .. "stopping the youngest job, to run again later: %s\n")
         :format(avail / 2 ^ 20, victim.min_free / 2 ^ 20, victim.cmd))
-      victim.job:terminate(victim.grace)
+      M.stop_job(victim)
     end
   end
   mtimer = core.timer(M.MEMCHECK)

@@ -169,6 +169,7 @@ end
 -- job's own status for fail=1, 0 for success=..., see pool.lua), except
 -- that a job failing after a halt that gave 0 makes it 1.
 function M.finish()
+  require("tide.backend").shutdown()
   local stats = require("tide.shell").stats
   local status = stats.halt_status
   if status == nil or (status == 0 and stats.failed > stats.halt_failed) then

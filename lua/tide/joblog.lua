@@ -144,8 +144,9 @@ function M.after(pol, r, cmdstr, opts, t)
   if r.timed_out and sig == 0 then
     sig = 15
   end
-  log.f:write(("%d\t:\t%.3f\t%.3f\t0\t0\t%d\t%d\t%s\n")
-    :format(n, core.time() - elapsed, elapsed, math.tointeger(code) or -1, sig, key))
+  -- Host: the sshlogin that ran it, ":" for this machine, as GNU parallel
+  log.f:write(("%d\t%s\t%.3f\t%.3f\t0\t0\t%d\t%d\t%s\n")
+    :format(n, r.host or ":", core.time() - elapsed, elapsed, math.tointeger(code) or -1, sig, key))
   log.f:flush()
   log.done[key] = { code = code, signal = sig, elapsed = elapsed }
 end

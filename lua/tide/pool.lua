@@ -87,6 +87,10 @@ local function check_options(opts, fname, argn, extra)
       fail(("unknown option %s"):format(describe(k)))
     end
   end
+  local why = jobopts and require("tide.backend").conflict(jobopts, fname == "pool")
+  if why then
+    fail(why)
+  end
   return jobopts, halt
 end
 
@@ -112,6 +116,11 @@ function M.new(arg)
       require("tide.shell").stats.summary = arg.summary or nil
     end
     n = arg.jobs == nil and M.default_jobs() or check_jobs(arg.jobs, "pool", "jobs", 3)
+    if jobopts and jobopts.hosts then
+      -- GNU parallel's -j is per host: a host without N/ gets n slots
+      jobopts.hosts_each = n
+      n = require("tide.ssh").capacity(jobopts.hosts, n)
+    end
   else
     n = check_jobs(arg, "pool", "size", 3)
   end

@@ -8,6 +8,7 @@
 -- A job with no job or output options (from its own options, its map's or
 -- its pool's) and no ordered map above it takes the short path: spawn,
 -- wait, report.  The others go through run_controlled, which applies them.
+local backend = require("tide.backend")
 local control = require("tide.control")
 local core = require("tide.core")
 local joblog = require("tide.joblog")
@@ -16,6 +17,10 @@ local pool = require("tide.pool")
 local sched = require("tide.sched")
 
 local M = {}
+
+-- How many times a job whose connection was lost moves to another host
+-- before its failure stands.
+local MAX_MOVES = 5
 
 -- Every job run by this tide, for the exit status and the summary.
 -- slow, slow_floor: the 3 slowest, and the time a job must beat to be one.
@@ -128,6 +133,10 @@ local function check_opts(opts)
       argerror(2, ("unknown option '%s'"):format(tostring(k)))
     end
   end
+  local why = ctl and backend.conflict(ctl)
+  if why then
+    argerror(2, why)
+  end
   if opts.capture and opts.output and opts.output ~= "capture" then
     argerror(2, ("capture = true and output = '%s' contradict each other"):format(opts.output))
   end
@@ -187,11 +196,11 @@ end
 -- A running job's task is cancelled (a sibling raised, or a halt): its
 -- result is never seen.  It did not succeed, so it counts as failed,
 -- unless a halt stopped it on purpose.
-local function stop(job, grace)
+local function stop(rec)
   if not M.stats.halting then
     M.stats.failed = M.stats.failed + 1
   end
-  job:terminate(grace)
+  control.stop_job(rec)
 end
 
 -- Closes a controlled job's books when shell() returns, raises, or its
@@ -201,6 +210,10 @@ local Books = {
     if b.rec then
       control.forget(b.rec, b.rt)
     end
+    if b.plan then
+      b.via.abandon(b.plan)
+      b.plan = nil
+    end
     if b.release then
       b.release()
       b.release = nil
@@ -208,18 +221,34 @@ local Books = {
   end,
 }
 
--- One attempt: returns its result and the job (nil if it could not start).
--- o: the output plan, if the job needs one.
-local function attempt(argv, cmdstr, spec, pol, ctx, books, o)
+-- One attempt: returns its result, the job (nil if it could not start),
+-- and whether it must run again: stopped for memory, or its connection to
+-- another machine was lost.  o: the output plan, if the job needs one;
+-- via: the launcher of a job that runs elsewhere (backend.lua).
+local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
   if o then
     output.begin(o, cmdstr)
   end
+  local grace = pol.kill_grace or M.KILL_GRACE
+  local plan
+  if via then
+    local why
+    plan, why = via.start(argv, cmdstr, spec, pol.slots or 1, grace)
+    if not plan then
+      return result_without_job(cmdstr, true, why)
+    end
+    books.via, books.plan = via, plan
+    argv, spec = plan.argv, plan.spec
+  end
   local job, msg = spawn(argv, spec)
   if not job then
+    if plan then
+      books.plan = nil
+      via.abandon(plan)
+    end
     return result_without_job(cmdstr, true, msg)
   end
-  local grace = pol.kill_grace or M.KILL_GRACE
-  local rec = { job = job, grace = grace, t0 = core.now(), cmd = cmdstr }
+  local rec = { job = job, grace = grace, t0 = core.now(), cmd = cmdstr, remote = plan and plan.remote }
   local rt
   books.rec = rec
   local timeout = pol.timeout
@@ -237,7 +266,10 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o)
     control.watch_memory(rec)
   end
   local function on_cancel()
-    stop(job, grace)
+    stop(rec)
+    if plan then
+      via.cancel(plan)
+    end
   end
   if o and o.watch then
     output.follow(job, o, on_cancel) -- an error in on_line: books are closed
@@ -252,10 +284,16 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o)
     pid = job:pid(), elapsed = elapsed, timed_out = rec.timed_out,
   }
   r.user, r.sys, r.maxrss = job:usage()
+  local lost
+  if plan then
+    books.plan = nil
+    lost = via.finish(plan, r)
+    r.ok = r.code == 0 and not rec.timed_out
+  end
   if rt and r.ok then
     control.add_runtime(rt, elapsed)
   end
-  return r, job, rec.mem_killed
+  return r, job, rec.mem_killed or lost
 end
 
 -- What a retry function's answer means: the argv and cmd string to run
@@ -308,16 +346,27 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   local retries = pol.retries or (pol.retry and math.huge) or 0
   local tries = retries > 0 and {} or nil
   local gated = pol.delay or pol.max_load or pol.min_free
-  local n, requeued = 0, 0
+  local via, why
+  if pol.hosts or pol.backend or pol.slurm then
+    via, why = backend.launcher(pol)
+    if why then
+      error(("bad argument #2 to 'shell' (%s)"):format(why), 3)
+    end
+  end
+  local n, requeued, moved = 0, 0, 0
   local r, job
   while true do
     if gated then
       ctx.gate = ctx.gate or control.gate()
       control.pass(ctx.gate, pol)
     end
-    local mem_killed
-    r, job, mem_killed = attempt(argv, cmdstr, spec, pol, ctx, books, o)
-    if mem_killed then
+    local again
+    r, job, again = attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
+    if again == "lost" and moved < MAX_MOVES then
+      -- its connection was lost: runs again on another host
+      moved = moved + 1
+      job:release()
+    elseif again == true then
       -- stopped for memory: not an attempt; runs again once memory is back
       requeued = requeued + 1
       job:release()
@@ -426,7 +475,7 @@ function M.run(cmd, opts)
       r = result_without_job(cmdstr, opts.capture, msg)
     else
       sched.await(job, function()
-        stop(job, M.KILL_GRACE)
+        stop({ job = job, grace = M.KILL_GRACE })
       end)
       local code, signal, elapsed = job:result()
       r = {

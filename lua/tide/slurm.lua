@@ -1,0 +1,143 @@
+-- slurm.lua: running each job through Slurm's srun (backend = "slurm").
+--
+-- Inside an allocation (SLURM_JOB_ID is set: under salloc or sbatch) a job
+-- is a step, `srun --exact -n1`: it starts in tens of milliseconds and uses
+-- one of the allocation's CPUs.  Outside one, each job is `srun -n1`, its
+-- own allocation, which costs a scheduling round trip (about 45 ms on an
+-- idle single-node cluster, far more on a busy one).  The pool's size is
+-- how many run at once; the slurm option adds srun options (--mem, --time,
+-- --partition...).
+--
+-- The job runs under remote.lua's wrapper, which writes its exact status
+-- (and JOBID.STEPID, for scancel) into a directory that the compute nodes
+-- must share with this machine, like any Slurm output file:
+-- $TIDE_SLURM_DIR, default ~/.cache/tide.  If srun fails before the job
+-- starts (no allocation, bad options), its own exit code and messages are
+-- the result.
+local core = require("tide.core")
+local remote = require("tide.remote")
+
+local M = {}
+
+local rundir -- this tide's status files
+local cancels = {} -- scancel jobs not yet reaped
+
+local function status_dir()
+  if rundir then
+    return rundir
+  end
+  local base = os.getenv("TIDE_SLURM_DIR") or ((os.getenv("HOME") or "/tmp") .. "/.cache/tide")
+  local path = ""
+  for part in base:gmatch("[^/]+") do
+    path = path .. "/" .. part
+    core.mkdir(path, tonumber("700", 8)) -- an existing one is fine
+  end
+  for _ = 1, 10 do
+    local d = ("%s/slurm-%x"):format(base, math.random(1 << 40))
+    if core.mkdir(d, tonumber("700", 8)) then
+      rundir = d
+      return d
+    end
+  end
+  error(("tide: cannot create a directory for Slurm status files in %s (set TIDE_SLURM_DIR)"):format(base), 0)
+end
+
+local function slurp(path)
+  local f = io.open(path)
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  os.remove(path)
+  return s
+end
+
+function M.launcher(pol)
+  local L = {}
+  local extra = pol.slurm or {}
+
+  function L.start(_, cmdstr, spec, w, grace)
+    local plan = { status = remote.status_name(status_dir()), remote = true }
+    local inside = os.getenv("SLURM_JOB_ID")
+    local argv = inside and { "srun", "-Q", "--exact", "-n1", "-N1" }
+      or { "srun", "-Q", "-n1", "-N1", "--job-name=tide" }
+    if w > 1 then
+      argv[#argv + 1] = "--cpus-per-task=" .. w
+    end
+    for _, o in ipairs(extra) do
+      argv[#argv + 1] = o
+    end
+    argv[#argv + 1] = "--"
+    for _, word in ipairs(remote.words(cmdstr, spec, plan.status, grace, true)) do
+      argv[#argv + 1] = word
+    end
+    plan.argv = argv
+    local s = {}
+    for k, v in pairs(spec or {}) do
+      s[k] = v
+    end
+    s.cwd, s.env = nil, nil -- the wrapper's, on the node
+    s.hold_stdin = true
+    plan.spec = s
+    return plan
+  end
+
+  function L.finish(plan, r)
+    r.host = "slurm"
+    local code, signal = remote.decode(slurp(plan.status)) -- a hangup: srun was stopped
+    os.remove(plan.status .. ".id")
+    if code or signal then
+      r.code, r.signal = code, signal
+    elseif r.timed_out and r.code then
+      r.code, r.signal = nil, "SIGTERM" -- what tide sent srun, as locally
+    end
+  end
+
+  function L.abandon(plan)
+    os.remove(plan.status)
+    os.remove(plan.status .. ".id")
+  end
+
+  -- tide kills srun, which ends its step; scancel makes sure of it, and
+  -- removes a job still waiting in the queue.
+  function L.cancel(plan)
+    local f = io.open(plan.status .. ".id")
+    local id = f and f:read("l")
+    if f then
+      f:close()
+    end
+    if id and id:match("^%d+%.%d+$") then
+      local job = core.spawn({ "scancel", id }, { stdout = "null", stderr = "null" })
+      if job then
+        cancels[#cancels + 1] = job
+      end
+    end
+  end
+
+  return L
+end
+
+-- At the end of a script: reaps the scancels and removes the directory.
+function M.shutdown()
+  local sched = require("tide.sched")
+  for _, job in ipairs(cancels) do
+    sched.await(job)
+    job:release()
+  end
+  cancels = {}
+  if rundir then
+    os.remove(rundir)
+    rundir = nil
+  end
+end
+
+M.guard = setmetatable({}, {
+  __gc = function()
+    if rundir then
+      os.remove(rundir) -- only if empty: status files of killed jobs stay
+    end
+  end,
+})
+
+return M

@@ -1,0 +1,419 @@
+-- ssh.lua: running jobs on hosts reached by ssh (GNU parallel's --sshlogin).
+--
+-- hosts = {"4/user@node1", "node2", ":"}: N/ is the number of slots on that
+-- host (default: the pool's size), ":" is this machine, and a login with
+-- spaces is a whole ssh command ("ssh -p 2222 node3").  A job takes a slot
+-- on the up host with the most free slots, so jobs spread out.
+--
+-- Each host gets one ssh ControlMaster, started by the first job that
+-- needs it while the host's other jobs wait for it; a job then costs a
+-- multiplexed session (milliseconds), not a handshake.  A host whose master
+-- cannot start is reported once and marked down; its jobs go elsewhere.
+-- A job whose connection is lost (ssh exits 255 and the wrapper's status
+-- file cannot be read) is run again on another host, and its host is
+-- marked down if its master is gone.  Host keys are checked as ssh always
+-- does; BatchMode keeps a password prompt from hanging a sweep.
+local control = require("tide.control")
+local core = require("tide.core")
+local remote = require("tide.remote")
+local sched = require("tide.sched")
+
+local M = {}
+
+local hostsets = {} -- [key] = the slots of the hosts of one hosts option
+local masters = {} -- [login] = the state of its ControlMaster
+local sockdir -- where the ControlMaster sockets live
+
+-- The ssh command: the ssh option (a string of words or an argv table),
+-- else $TIDE_SSH, else ssh.
+local function ssh_words(opt)
+  if type(opt) == "table" then
+    return opt
+  end
+  local words = {}
+  for w in (opt or os.getenv("TIDE_SSH") or "ssh"):gmatch("%S+") do
+    words[#words + 1] = w
+  end
+  return words
+end
+
+-- Parses one sshlogin: its slots (nil: the default) and login; or nil,
+-- nil and why it is bad.
+function M.parse(s)
+  if type(s) ~= "string" then
+    return nil, nil, ("a host must be a string, got %s"):format(control.describe(s))
+  end
+  local n, login = s:match("^%s*(%d+)/(.*)$")
+  if n then
+    n = math.tointeger(tonumber(n))
+    if n < 1 then
+      return nil, nil, ("host '%s': the number of slots must be at least 1"):format(s)
+    end
+  else
+    login = s
+  end
+  login = login:match("^%s*(.-)%s*$")
+  if login == "" or login:find("[%z\n\t]") then
+    return nil, nil, ("host '%s': empty or malformed login"):format(s)
+  end
+  return n, login
+end
+
+-- The hosts option: a non-empty list of sshlogins, or nil and what was
+-- expected.  Comma-separated logins in one string are split, as -S does.
+function M.check(v)
+  local want = "a list of sshlogins such as {'4/user@node1', 'node2', ':'}"
+  if type(v) == "string" then
+    local list = {}
+    for s in v:gmatch("[^,]+") do
+      list[#list + 1] = s
+    end
+    v = list
+  end
+  if type(v) ~= "table" or #v == 0 then
+    return nil, want
+  end
+  local list = {}
+  for i, s in ipairs(v) do
+    local _, login, why = M.parse(s)
+    if not login then
+      return nil, want .. " (" .. why .. ")"
+    end
+    list[i] = s
+  end
+  return list
+end
+
+-- The slots of all hosts together when a host without N/ has `each`.
+function M.capacity(hosts, each)
+  local total = 0
+  for _, s in ipairs(hosts) do
+    total = total + (M.parse(s) or each)
+  end
+  return total
+end
+
+local function hostset(hosts, each, ssh)
+  local key = table.concat(hosts, ",") .. "|" .. each .. "|" .. table.concat(ssh, " ")
+  local hs = hostsets[key]
+  if hs then
+    return hs
+  end
+  hs = { waiting = {} }
+  for i, s in ipairs(hosts) do
+    local n, login = M.parse(s)
+    local h = { login = login, free = n or each, is_local = login == ":" }
+    if not h.is_local then
+      local words = {}
+      for w in login:gmatch("%S+") do
+        words[#words + 1] = w
+      end
+      if #words > 1 then -- "ssh -p 2222 node3": its own ssh command
+        h.name = table.remove(words)
+        h.ssh = words
+      else
+        h.name, h.ssh = login, ssh
+      end
+    end
+    hs[i] = h
+  end
+  hostsets[key] = hs
+  return hs
+end
+
+local function socket_dir()
+  if not sockdir then
+    local base = os.getenv("TMPDIR") or "/tmp"
+    for _ = 1, 10 do
+      local d = ("%s/tide-ssh-%x"):format(base, math.random(1 << 40))
+      if core.mkdir(d, tonumber("700", 8)) then
+        sockdir = d
+        break
+      end
+    end
+    if not sockdir then
+      error(("tide: cannot create a directory for ssh control sockets in %s"):format(base), 0)
+    end
+  end
+  return sockdir
+end
+
+local nsockets = 0
+
+-- The ssh options every connection to h uses.  Sockets are numbered, not
+-- named after the host, so that exit can remove them however tide ends.
+local function base_argv(h)
+  local m = masters[h.login]
+  if not m.path then
+    nsockets = nsockets + 1
+    m.path = ("%s/%d"):format(socket_dir(), nsockets)
+  end
+  local argv = {}
+  for i, w in ipairs(h.ssh) do
+    argv[i] = w
+  end
+  for _, o in ipairs({ "-o", "ControlPath=" .. m.path, "-o", "BatchMode=yes" }) do
+    argv[#argv + 1] = o
+  end
+  return argv
+end
+
+local function run_ssh(argv, opts)
+  local job, msg = core.spawn(argv, opts)
+  if not job then
+    return nil, nil, "", msg -- out of descriptors or processes: as a failure
+  end
+  sched.await(job, function()
+    job:terminate(control.KILL_GRACE)
+  end)
+  local code, signal = job:result()
+  local out, err = job:output("stdout"), job:output("stderr")
+  job:release()
+  return code, signal, out, err
+end
+
+local function warn(msg)
+  io.stdout:flush()
+  io.stderr:write("tide: ", msg, "\n")
+end
+
+local function exited(job)
+  return (pcall(job.result, job))
+end
+
+-- Starts h's ControlMaster as a job of tide's own and waits until its
+-- socket appears (it is up) or it exits (the host is down).  Not `ssh -f`:
+-- its master forks into the background only after a moment, and the
+-- group kill that ends every tide job could catch it on the way.
+local function start_master(m, h)
+  local argv = base_argv(h)
+  for _, o in ipairs({ "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-N", h.name }) do
+    argv[#argv + 1] = o
+  end
+  local job, msg = core.spawn(argv, { stdout = "null" })
+  if not job then
+    return false, msg
+  end
+  m.job = job
+  local delay = 0.002
+  while not exited(job) do
+    local f, err = io.open(m.path)
+    if f then
+      f:close()
+    end
+    if f or not err:find("No such file", 1, true) then -- a socket cannot be opened: it is there
+      return true
+    end
+    sched.sleep(delay)
+    delay = math.min(delay * 1.5, 0.05)
+  end
+  sched.await(job)
+  m.job = nil
+  local why = (job:output("stderr") or ""):gsub("%s+$", ""):match("[^\n]*$")
+  if why == "" then
+    why = "ssh exited with " .. tostring(job:result())
+  end
+  job:release()
+  return false, why
+end
+
+-- Brings h's ControlMaster up, or waits for the job already doing it.
+-- Returns true if the host is up.
+local function ensure_master(h)
+  local m = masters[h.login]
+  if m == nil then
+    m = { state = "starting", waiting = {}, host = h }
+    masters[h.login] = m
+    base_argv(h) -- names the socket
+    local up, why = start_master(m, h)
+    m.state = up and "up" or "down"
+    if not up then
+      warn(("host '%s' is down: %s"):format(h.login, why))
+    end
+    for _, token in ipairs(m.waiting) do
+      sched.complete(token)
+    end
+    m.waiting = nil
+  elseif m.state == "starting" then
+    local token = {}
+    m.waiting[#m.waiting + 1] = token
+    sched.await(token, function()
+      control.remove(m.waiting, token)
+      sched.complete(token)
+    end)
+  end
+  h.down = m.state == "down"
+  return not h.down
+end
+
+local function wake(hs)
+  local token = table.remove(hs.waiting, 1)
+  if token then
+    sched.complete(token)
+  end
+end
+
+-- Takes w slots on the best up host, waiting while none has them.
+-- Returns the host, or nil when every host is down.
+local function acquire(hs, w)
+  while true do
+    local best, any
+    for _, h in ipairs(hs) do
+      if not h.down then
+        any = true
+        if h.free >= w and (not best or h.free > best.free) then
+          best = h
+        end
+      end
+    end
+    if not any then
+      return nil
+    end
+    if best then
+      best.free = best.free - w
+      if best.is_local or ensure_master(best) then
+        return best
+      end
+      best.free = best.free + w -- down: its waiters look again
+      for _ = 1, #hs.waiting do
+        wake(hs)
+      end
+    else
+      local token = {}
+      hs.waiting[#hs.waiting + 1] = token
+      sched.await(token, function()
+        control.remove(hs.waiting, token)
+        sched.complete(token)
+      end)
+    end
+  end
+end
+
+local function release(hs, h, w)
+  h.free = h.free + w
+  wake(hs)
+end
+
+-- Reads the status file of a job whose ssh exited 255: code, signal,
+-- hangup (see remote.decode); nil if there is none.
+local function status_of(h, status)
+  local path = status:gsub("^TMP/", "")
+  local cmd = ('f="${TMPDIR:-/tmp}"/%s; cat "$f" && rm -f "$f"'):format(path)
+  local argv = base_argv(h)
+  argv[#argv + 1] = h.name
+  argv[#argv + 1] = cmd
+  local code, _, out = run_ssh(argv, { stderr = "null" })
+  if code == 0 then
+    return remote.decode(out)
+  end
+end
+
+-- The launcher of a job on these hosts (see backend.lua).
+function M.launcher(pol, each)
+  local ssh = ssh_words(pol.ssh)
+  local hs = hostset(pol.hosts, each, ssh)
+  local L = {}
+
+  -- Returns the plan of one attempt: argv, spec to spawn locally; or nil
+  -- and why if no host is up.
+  function L.start(argv, cmdstr, spec, w, grace)
+    local h = acquire(hs, w)
+    if not h then
+      return nil, "no host is up"
+    end
+    local plan = { host = h, w = w }
+    if h.is_local then
+      plan.argv, plan.spec = argv, spec
+      return plan
+    end
+    plan.status, plan.remote = remote.status_name(), true
+    local a = base_argv(h)
+    for _, o in ipairs({ "-o", "ControlMaster=no", h.name, remote.command(cmdstr, spec, plan.status, grace) }) do
+      a[#a + 1] = o
+    end
+    plan.argv = a
+    local s = {}
+    for k, v in pairs(spec or {}) do
+      s[k] = v
+    end
+    s.cwd, s.env = nil, nil -- they are the remote side's
+    s.hold_stdin = true
+    plan.spec = s
+    return plan
+  end
+
+  -- Fixes r after the attempt; returns "lost" if the job must run again
+  -- elsewhere because its connection was lost.
+  function L.finish(plan, r)
+    release(hs, plan.host, plan.w)
+    local h = plan.host
+    r.host = h.login
+    if h.is_local or r.code ~= 255 then
+      return nil
+    end
+    local m = masters[h.login]
+    local code, signal, hangup
+    if not exited(m.job) then
+      code, signal, hangup = status_of(h, plan.status)
+    end
+    if (code or signal) and (r.timed_out or not hangup) then
+      r.code, r.signal = code, signal
+      return nil
+    elseif r.timed_out then
+      -- no word from the far end: what tide sent, as for a local job
+      r.code, r.signal = nil, "SIGTERM"
+      return nil
+    end
+    r.error = ("connection to '%s' lost"):format(h.login)
+    if exited(m.job) and not h.down then
+      m.state, h.down = "down", true
+      warn(("host '%s' is down: its connection was lost"):format(h.login))
+    end
+    return "lost"
+  end
+
+  function L.abandon(plan)
+    release(hs, plan.host, plan.w)
+  end
+
+  function L.cancel() end -- the remote wrapper sees its launcher go
+
+  return L
+end
+
+local function remove_sockets()
+  if sockdir then
+    for _, m in pairs(masters) do
+      if m.path then
+        os.remove(m.path)
+      end
+    end
+    os.remove(sockdir)
+    sockdir = nil
+  end
+end
+
+-- Closes every ControlMaster: at the end of a script.
+function M.shutdown()
+  for _, m in pairs(masters) do
+    if m.job then
+      if not exited(m.job) then
+        local argv = base_argv(m.host)
+        for _, o in ipairs({ "-O", "exit", m.host.name }) do
+          argv[#argv + 1] = o
+        end
+        run_ssh(argv, { stdout = "null", stderr = "null" })
+      end
+      sched.await(m.job)
+      m.job:release()
+    end
+  end
+  remove_sockets()
+  masters = {}
+end
+
+-- After a script error the masters are killed with tide's other orphans
+-- (reaper.c); their sockets are removed when Lua closes.
+M.guard = setmetatable({}, { __gc = remove_sockets })
+
+return M
