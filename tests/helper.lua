@@ -313,6 +313,21 @@ end
 -- The services' environment (SLURM_CONF, TIDE_TEST_SSH, TIDE_TEST_HOST_A/B,
 -- TIDE_TEST_SERVICES) as a fresh table, to pass as opts.env, e.g.
 -- h.run({"script.lua"}, {env = h.service_env()}).
+-- Polls squeue until no job is queued or running, up to 30 s (Slurm ends
+-- a cancelled job's books on its own schedule, usually within 0.1 s);
+-- returns what squeue still shows ("" once empty).
+function M.squeue_empty(env)
+  local left
+  for _ = 1, 300 do
+    left = M.sh("squeue -h -o '%i %T'", { env = env }).out
+    if left == "" then
+      break
+    end
+    os.execute("sleep 0.1")
+  end
+  return left
+end
+
 function M.service_env()
   local env = {}
   for k, v in pairs(M.services().env) do
