@@ -9,8 +9,9 @@
 -- spec to spawn here) or nil and why; finish(plan, r) -> true when the
 -- attempt must run again elsewhere (its connection was lost); abandon(plan)
 -- when the attempt ends without finish (cancelled, or an error); and
--- cancel(plan) when its job is being stopped (tide kills the local client
--- itself; this cancels what the engine still holds, e.g. a Slurm step).
+-- cancel(plan, grace) when its job is being stopped (tide stops the local
+-- client itself; this cancels what the engine may still hold after the
+-- grace, e.g. a Slurm step).
 local M = {}
 
 local launchers = setmetatable({}, { __mode = "k" }) -- [hosts or slurm option] = launcher

@@ -268,7 +268,7 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
   local function on_cancel()
     stop(rec)
     if plan then
-      via.cancel(plan)
+      via.cancel(plan, grace)
     end
   end
   if o and o.watch then

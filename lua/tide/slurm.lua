@@ -16,6 +16,7 @@
 -- the result.
 local core = require("tide.core")
 local remote = require("tide.remote")
+local sched = require("tide.sched")
 
 local M = {}
 
@@ -84,6 +85,7 @@ function M.launcher(pol)
   end
 
   function L.finish(plan, r)
+    plan.ended = true
     r.host = "slurm"
     local code, signal = remote.decode(slurp(plan.status)) -- a hangup: srun was stopped
     os.remove(plan.status .. ".id")
@@ -95,24 +97,31 @@ function M.launcher(pol)
   end
 
   function L.abandon(plan)
+    plan.ended = true
     os.remove(plan.status)
     os.remove(plan.status .. ".id")
   end
 
-  -- tide kills srun, which ends its step; scancel makes sure of it, and
-  -- removes a job still waiting in the queue.
-  function L.cancel(plan)
-    local f = io.open(plan.status .. ".id")
-    local id = f and f:read("l")
-    if f then
-      f:close()
-    end
-    if id and id:match("^%d+%.%d+$") then
-      local job = core.spawn({ "scancel", id }, { stdout = "null", stderr = "null" })
-      if job then
-        cancels[#cancels + 1] = job
+  -- A cancelled job (a halt, an error in its map) is stopped by its
+  -- wrapper with the kill grace, and tide kills srun a little later (a
+  -- queued srun then withdraws its job).  If the step is still there when
+  -- the grace is over, scancel ends it: a step does not always end with
+  -- its srun.
+  function L.cancel(plan, grace)
+    sched.spawn(function()
+      sched.sleep(grace)
+      local f = not plan.ended and io.open(plan.status .. ".id")
+      local id = f and f:read("l")
+      if f then
+        f:close()
       end
-    end
+      if id and id:match("^%d+%.%d+$") then
+        local job = core.spawn({ "scancel", id }, { stdout = "null", stderr = "null" })
+        if job then
+          cancels[#cancels + 1] = job
+        end
+      end
+    end, function() end)
   end
 
   return L
@@ -120,7 +129,6 @@ end
 
 -- At the end of a script: reaps the scancels and removes the directory.
 function M.shutdown()
-  local sched = require("tide.sched")
   for _, job in ipairs(cancels) do
     sched.await(job)
     job:release()
