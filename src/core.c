@@ -56,16 +56,7 @@ static int core_write(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
   fflush(NULL);
-  int rc = tide_write_all(fd, s, n);
-  if (rc == -EINTR) tide_die(tide_signal_pending());
-  if (rc < 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", uv_err_name(rc), uv_strerror(rc));
-    lua_pushstring(L, uv_err_name(rc));
-    return 3;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return tide_write_result(L, tide_write_all(fd, s, n));
 }
 
 /* core.isatty(fd) -> true, columns (0 if unknown) | false */

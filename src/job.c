@@ -431,7 +431,7 @@ static int job_output(lua_State *L) {
   return 1;
 }
 
-static int write_result(lua_State *L, int rc) {
+int tide_write_result(lua_State *L, int rc) {
   if (rc == -EINTR) tide_die(tide_signal_pending()); /* stuck on a full pipe */
   if (rc < 0) {
     lua_pushnil(L);
@@ -457,12 +457,12 @@ static int job_write(lua_State *L) {
   int newline = lua_toboolean(L, 5);
   fflush(NULL);
   if (prefix == NULL && !newline)
-    return write_result(L, tide_buf_write_to(&j->buf[k], fd));
+    return tide_write_result(L, tide_buf_write_to(&j->buf[k], fd));
   tide_out o;
   tide_out_init(&o, fd, prefix, plen, 1);
   int rc = tide_buf_write_range(&j->buf[k], 0, tide_buf_size(&j->buf[k]), &o);
   if (rc == 0) rc = tide_out_end(&o, newline);
-  return write_result(L, rc);
+  return tide_write_result(L, rc);
 }
 
 /* job:release(): drop the buffered output once it is no longer needed. */
@@ -493,7 +493,7 @@ static int job_keep(lua_State *L) {
   size_t n;
   const char *p = luaL_checklstring(L, 3, &n);
   int rc = tide_buf_add(&j->buf[k], p, n);
-  if (rc < 0) return write_result(L, rc);
+  if (rc < 0) return tide_write_result(L, rc);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -577,7 +577,7 @@ static int job_flush(lua_State *L) {
   if (rc == 0) rc = tide_out_end(&o, final && newline);
   pd->midline = !o.at_start;
   consume(j, k, end);
-  return write_result(L, rc);
+  return tide_write_result(L, rc);
 }
 
 /* job:hold(stream [, final]): moves the complete lines read so far (all,
@@ -592,7 +592,7 @@ static int job_hold(lua_State *L) {
     int rc = tide_buf_add(&j->buf[k], pd->data + pd->start, end - pd->start);
     pd->midline = pd->data[end - 1] != '\n';
     consume(j, k, end);
-    if (rc < 0) return write_result(L, rc);
+    if (rc < 0) return tide_write_result(L, rc);
   }
   lua_pushboolean(L, 1);
   return 1;

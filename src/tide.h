@@ -142,6 +142,10 @@ void tide_spawn_env_free(char **envp);
 
 typedef struct tide_job tide_job;
 int tide_job_spawn(lua_State *L);
+/* The Lua result of a write of tide's own (job:write, core.write): true,
+ * or nil, message, errname; a write cut short by a signal for tide ends
+ * it (tide_die). */
+int tide_write_result(lua_State *L, int rc);
 void tide_job_register(lua_State *L);
 /* Running jobs, for teardown and signal forwarding. */
 int tide_jobs_running(void);
