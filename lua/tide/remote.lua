@@ -99,6 +99,33 @@ function M.command(cmd, spec, status, grace)
   return "exec " .. table.concat(w, " ")
 end
 
+-- The spawn options of the local client (ssh, srun) of a job with spec:
+-- its cwd and env are the wrapper's, on the far end, and its stdin is held
+-- open (see above).
+function M.client_spec(spec)
+  local s = {}
+  for k, v in pairs(spec or {}) do
+    s[k] = v
+  end
+  s.cwd, s.env, s.hold_stdin = nil, nil, true
+  return s
+end
+
+-- Puts the far end's code and signal (from decode) into r.  With neither
+-- (no word came back) a timed-out job whose client exited reads as what
+-- tide sent, SIGTERM, as a local job would.  Returns true if r now says
+-- how the job ended.
+function M.settle(r, code, signal)
+  if code or signal then
+    r.code, r.signal = code, signal
+    return true
+  elseif r.timed_out and r.code then
+    r.code, r.signal = nil, "SIGTERM"
+    return true
+  end
+  return false
+end
+
 -- What a status file says: code, signal, whether the wrapper stopped the
 -- job on end of file; nil if it says nothing usable.
 function M.decode(text)

@@ -73,27 +73,16 @@ function M.launcher(pol)
     for _, word in ipairs(remote.words(cmdstr, spec, plan.status, grace, true)) do
       argv[#argv + 1] = word
     end
-    plan.argv = argv
-    local s = {}
-    for k, v in pairs(spec or {}) do
-      s[k] = v
-    end
-    s.cwd, s.env = nil, nil -- the wrapper's, on the node
-    s.hold_stdin = true
-    plan.spec = s
+    plan.argv, plan.spec = argv, remote.client_spec(spec)
     return plan
   end
 
   function L.finish(plan, r)
     plan.ended = true
     r.host = "slurm"
-    local code, signal = remote.decode(slurp(plan.status)) -- a hangup: srun was stopped
+    -- the wrapper writes a status for every end; none: srun itself failed
+    remote.settle(r, remote.decode(slurp(plan.status)))
     os.remove(plan.status .. ".id")
-    if code or signal then
-      r.code, r.signal = code, signal
-    elseif r.timed_out and r.code then
-      r.code, r.signal = nil, "SIGTERM" -- what tide sent srun, as locally
-    end
   end
 
   function L.abandon(plan)

@@ -177,6 +177,17 @@ local function warn(msg)
   io.stderr:write("tide: ", msg, "\n")
 end
 
+-- Waits in queue (a list of tokens) until sched.complete(token); a
+-- cancelled task leaves the queue.
+local function wait_in(queue)
+  local token = {}
+  queue[#queue + 1] = token
+  sched.await(token, function()
+    control.remove(queue, token)
+    sched.complete(token)
+  end)
+end
+
 local function exited(job)
   return (pcall(job.result, job))
 end
@@ -235,12 +246,7 @@ local function ensure_master(h)
     end
     m.waiting = nil
   elseif m.state == "starting" then
-    local token = {}
-    m.waiting[#m.waiting + 1] = token
-    sched.await(token, function()
-      control.remove(m.waiting, token)
-      sched.complete(token)
-    end)
+    wait_in(m.waiting)
   end
   h.down = m.state == "down"
   return not h.down
@@ -279,12 +285,7 @@ local function acquire(hs, w)
         wake(hs)
       end
     else
-      local token = {}
-      hs.waiting[#hs.waiting + 1] = token
-      sched.await(token, function()
-        control.remove(hs.waiting, token)
-        sched.complete(token)
-      end)
+      wait_in(hs.waiting)
     end
   end
 end
@@ -331,14 +332,7 @@ function M.launcher(pol, each)
     for _, o in ipairs({ "-o", "ControlMaster=no", h.name, remote.command(cmdstr, spec, plan.status, grace) }) do
       a[#a + 1] = o
     end
-    plan.argv = a
-    local s = {}
-    for k, v in pairs(spec or {}) do
-      s[k] = v
-    end
-    s.cwd, s.env = nil, nil -- they are the remote side's
-    s.hold_stdin = true
-    plan.spec = s
+    plan.argv, plan.spec = a, remote.client_spec(spec)
     return plan
   end
 
@@ -356,12 +350,8 @@ function M.launcher(pol, each)
     if not exited(m.job) then
       code, signal, hangup = status_of(h, plan.status)
     end
-    if (code or signal) and (r.timed_out or not hangup) then
-      r.code, r.signal = code, signal
-      return nil
-    elseif r.timed_out then
-      -- no word from the far end: what tide sent, as for a local job
-      r.code, r.signal = nil, "SIGTERM"
+    -- a hangup tide did not ask for: the connection went
+    if (r.timed_out or not hangup) and remote.settle(r, code, signal) then
       return nil
     end
     r.error = ("connection to '%s' lost"):format(h.login)
