@@ -1,5 +1,5 @@
 /*
- * buf.c: bounded output buffers.
+ * buf.c (layer 3): bounded output buffers, and the output store's copy.
  *
  * A job may print gigabytes; tide must read all of it (a full pipe blocks the
  * child forever) without holding it in memory.  The first TIDE_BUF_BOUND bytes
@@ -28,23 +28,6 @@ void tide_buf_init(tide_buf *b) {
   b->ring = NULL;
   b->ring_start = b->ring_len = 0;
   b->omitted = 0;
-}
-
-int tide_write_all(int fd, const char *p, size_t n) {
-  if (fd <= 2) tide_status_hide(fd); /* output goes above the status line */
-  while (n > 0) {
-    /* A signal for tide must not wait until a full pipe drains: it cuts a
-     * blocked write short (no SA_RESTART), and then we stop. */
-    if (tide_signal_pending()) return -EINTR;
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
 }
 
 static int open_spill(void) {
@@ -220,73 +203,6 @@ void tide_buf_free(tide_buf *b) {
   b->limit = limit;
 }
 
-/* ---- tide_out: lines with a prefix ---- */
-
-void tide_out_init(tide_out *o, int fd, const char *prefix, size_t plen,
-                   int at_start) {
-  o->fd = fd;
-  o->prefix = plen ? prefix : NULL;
-  o->plen = plen;
-  o->n = 0;
-  o->at_start = at_start;
-}
-
-static int out_flush(tide_out *o) {
-  int rc = o->n ? tide_write_all(o->fd, o->stage, o->n) : 0;
-  o->n = 0;
-  return rc;
-}
-
-/* Copies into the stage, writing it out when full; a piece larger than
- * the stage goes straight out. */
-static int out_stage(tide_out *o, const char *p, size_t n) {
-  if (n > sizeof o->stage - o->n) {
-    int rc = out_flush(o);
-    if (rc < 0) return rc;
-    if (n > sizeof o->stage) return tide_write_all(o->fd, p, n);
-  }
-  memcpy(o->stage + o->n, p, n);
-  o->n += n;
-  return 0;
-}
-
-int tide_out_add(tide_out *o, const char *p, size_t n) {
-  if (n == 0) return 0;
-  if (o->prefix == NULL) {
-    int rc = out_flush(o);
-    if (rc == 0) rc = tide_write_all(o->fd, p, n);
-    o->at_start = p[n - 1] == '\n';
-    return rc;
-  }
-  while (n > 0) {
-    const char *nl = memchr(p, '\n', n);
-    size_t seg = nl ? (size_t)(nl - p) + 1 : n;
-    size_t pre = o->at_start ? o->plen : 0;
-    if (pre + seg <= sizeof o->stage - o->n) { /* the usual short line */
-      memcpy(o->stage + o->n, o->prefix, pre);
-      memcpy(o->stage + o->n + pre, p, seg);
-      o->n += pre + seg;
-    } else {
-      int rc = pre ? out_stage(o, o->prefix, pre) : 0;
-      if (rc == 0) rc = out_stage(o, p, seg);
-      if (rc < 0) return rc;
-    }
-    o->at_start = nl != NULL;
-    p += seg;
-    n -= seg;
-  }
-  return 0;
-}
-
-int tide_out_end(tide_out *o, int newline) {
-  if (newline && !o->at_start) {
-    int rc = out_stage(o, "\n", 1);
-    if (rc < 0) return rc;
-    o->at_start = 1;
-  }
-  return out_flush(o);
-}
-
 static int chunk_to_out(void *ud, const char *p, size_t n) {
   return tide_out_add(ud, p, n);
 }
@@ -296,90 +212,10 @@ int tide_buf_write_range(const tide_buf *b, uint64_t off, uint64_t len,
   return each_range(b, off, len, chunk_to_out, o);
 }
 
-/* ---- the output store: where order = "input" keeps finished jobs'
- * output until their turn ----
- *
- * Holding each job (its buffers, up to 1 MiB in memory and a spill file
- * each) until every earlier item is done would cost memory and a
- * descriptor per held job: ten thousand jobs held behind one slow first
- * item would run out of both.  Instead a held job's output is copied into
- * one store, itself a tide_buf (1 MiB in memory, the rest in one unlinked
- * file), and the job is released at once.  Lua keeps only offsets. */
-
-#define STORE_MT "tide.store"
-
-static tide_buf *checkstore(lua_State *L) {
-  return luaL_checkudata(L, 1, STORE_MT);
-}
-
 static int chunk_to_buf(void *ud, const char *p, size_t n) {
   return tide_buf_add(ud, p, n);
 }
 
-static int push_error(lua_State *L, int rc) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", uv_err_name(rc), uv_strerror(rc));
-  lua_pushstring(L, uv_err_name(rc));
-  return 3;
-}
-
-/* store:add(job, stream) -> offset, length | nil, message, errname */
-static int store_add(lua_State *L) {
-  tide_buf *s = checkstore(L);
-  const tide_buf *from = tide_job_buf(L, 2);
-  uint64_t off = tide_buf_size(s);
-  int rc = each_chunk(from, chunk_to_buf, s);
-  if (rc < 0) return push_error(L, rc);
-  lua_pushinteger(L, (lua_Integer)off);
-  lua_pushinteger(L, (lua_Integer)(tide_buf_size(s) - off));
-  return 2;
-}
-
-/* store:write(offset, length, fd [, prefix [, newline]]) -> true | nil,
- * message, errname */
-static int store_write(lua_State *L) {
-  tide_buf *s = checkstore(L);
-  lua_Integer off = luaL_checkinteger(L, 2), len = luaL_checkinteger(L, 3);
-  int fd = (int)luaL_checkinteger(L, 4);
-  size_t plen = 0;
-  const char *prefix = luaL_optlstring(L, 5, NULL, &plen);
-  int newline = lua_toboolean(L, 6);
-  luaL_argcheck(
-      L, off >= 0 && len >= 0 && (uint64_t)(off + len) <= tide_buf_size(s), 2,
-      "out of range");
-  tide_out o;
-  tide_out_init(&o, fd, prefix, plen, 1);
-  fflush(NULL);
-  int rc = tide_buf_write_range(s, (uint64_t)off, (uint64_t)len, &o);
-  if (rc == 0) rc = tide_out_end(&o, newline);
-  if (rc == -EINTR) tide_die(tide_signal_pending());
-  if (rc < 0) return push_error(L, rc);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* store:reset(): forget everything (nothing is held any more). */
-static int store_reset(lua_State *L) {
-  tide_buf_free(checkstore(L));
-  return 0;
-}
-
-int tide_store_new(lua_State *L) {
-  tide_buf *s = lua_newuserdatauv(L, sizeof *s, 0);
-  tide_buf_init(s);
-  luaL_setmetatable(L, STORE_MT);
-  return 1;
-}
-
-void tide_store_register(lua_State *L) {
-  static const luaL_Reg methods[] = {{"add", store_add},
-                                     {"write", store_write},
-                                     {"reset", store_reset},
-                                     {"__gc", store_reset},
-                                     {NULL, NULL}};
-  luaL_newmetatable(L, STORE_MT);
-  luaL_setfuncs(L, methods, 0);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+int tide_buf_copy(tide_buf *to, const tide_buf *from) {
+  return each_chunk(from, chunk_to_buf, to);
 }

@@ -1,6 +1,7 @@
 /*
- * core.c: the tide.core module, the whole C surface the Lua half builds on.
- * Each function is a mechanism; none decides policy.
+ * core.c (bindings, top): the tide.core module, the whole C surface the
+ * Lua half builds on.  Each function is a mechanism; none decides policy.
+ * Failures of the environment come back as tide_pusherr makes them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -35,12 +36,15 @@ static int push_errno(lua_State *L, int e, const char *what) {
   return 3;
 }
 
-/* core.mkdir(path) -> true | nil, message, errname; an existing directory
- * is fine. */
+/* core.mkdir(path [, mode]) -> true | nil, message, errname; an existing
+ * directory is fine (its mode is left alone).  mode, 0777 by default, is
+ * taken as mkdir(2) takes it: less the umask. */
 static int core_mkdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  lua_Integer mode = luaL_optinteger(L, 2, 0777);
+  luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "not a file mode");
   struct stat st;
-  if (mkdir(path, 0777) != 0) {
+  if (mkdir(path, (mode_t)mode) != 0) {
     int e = errno;
     if (e != EEXIST || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
       return push_errno(L, e, path);
@@ -72,43 +76,13 @@ static int core_isatty(lua_State *L) {
   return 2;
 }
 
-/*
- * The status line: one line at the bottom of stderr that tide redraws in
- * place (the policy, what it says and when, is progress.lua's).  C keeps
- * only whether it is on screen, so that every write of tide's to that
- * screen erases it first (tide_write_all) and it is never written
- * through, and so that tide's last words (an error, a signal) leave no
- * half line behind.
- */
-static int status_shown;
-static int status_stdout = -1; /* stdout shows there too; -1: not known */
-
-/* Whether stdout lands where the status line is: a terminal (the same
- * one, as a rule), or the very file stderr is (2>&1). */
-static int stdout_there(void) {
-  struct stat a, b;
-  if (isatty(1)) return 1;
-  return fstat(1, &a) == 0 && fstat(2, &b) == 0 && a.st_dev == b.st_dev &&
-         a.st_ino == b.st_ino;
-}
-
-void tide_status_hide(int fd) {
-  if (!status_shown || (fd != 2 && fd != 1)) return;
-  if (fd == 1) {
-    if (status_stdout < 0) status_stdout = stdout_there();
-    if (!status_stdout) return;
-  }
-  status_shown = 0;
-  (void)!write(2, "\r\033[K", 4);
-}
-
 /* core.status(text [, final]): draws text as the status line, over the
  * old one; with final, ends it with a newline (it is then plain output).
  * core.status(false [, fd]): erases it, if a write to fd would land on it.
  * core.status() -> whether it is on screen. */
 static int core_status(lua_State *L) {
   if (lua_isnoneornil(L, 1)) {
-    lua_pushboolean(L, status_shown);
+    lua_pushboolean(L, tide_status_shown());
     return 1;
   }
   if (!lua_toboolean(L, 1)) {
@@ -125,10 +99,9 @@ static int core_status(lua_State *L) {
   luaL_addstring(&b, final ? "\033[K\n" : "\033[K");
   luaL_pushresult(&b);
   fflush(stdout); /* what the script printed goes first */
-  status_shown = 0;
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);
-  status_shown = tide_write_all(2, s, len) == 0 && !final;
+  tide_status_write(s, len, final);
   return 0;
 }
 
@@ -145,9 +118,8 @@ static int core_running(lua_State *L) {
 /* core.die(signal number): end tide as that signal would, jobs and all. */
 static int core_die(lua_State *L) {
   int sig = (int)luaL_checkinteger(L, 1);
-  luaL_argcheck(L, sig > 0 && sig < 65, 1, "not a signal number");
-  tide_die(sig);
-  return 0;
+  luaL_argcheck(L, sig > 0 && sig < NSIG, 1, "not a signal number");
+  return tide_die(L, sig);
 }
 
 /* core.executable(path): true if path is a file we may execute. */
@@ -166,23 +138,98 @@ static int core_signame(lua_State *L) {
   return 1;
 }
 
+/* A duration in seconds for core.configure, as milliseconds. */
+static uint64_t seconds_field(lua_State *L, const char *field, uint64_t dflt) {
+  if (lua_getfield(L, 1, field) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return dflt;
+  }
+  int ok;
+  lua_Number s = lua_tonumberx(L, -1, &ok);
+  /* The upper bound keeps the milliseconds exact and far from overflow;
+   * !(s >= 0) also catches NaN. */
+  if (!ok || !(s >= 0) || s > 1e9)
+    luaL_argerror(
+        L, 1, lua_pushfstring(L, "%s must be a number of seconds >= 0", field));
+  lua_pop(L, 1);
+  return (uint64_t)(s * 1000 + 0.5);
+}
+
+/* core.configure{kill_grace = seconds, drain = seconds}: the mechanism
+ * constants, so the Lua half's own constants are the only ones.  Every
+ * field is optional; an unknown one is an error. */
+static int core_configure(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    if (strcmp(k, "kill_grace") != 0 && strcmp(k, "drain") != 0)
+      luaL_argerror(L, 1,
+                    lua_pushfstring(L, "unknown field '%s'",
+                                    luaL_tolstring(L, -2, NULL)));
+    lua_pop(L, 1);
+  }
+  tide_config c;
+  c.kill_grace_ms = seconds_field(L, "kill_grace", tide_conf.kill_grace_ms);
+  c.drain_ms = seconds_field(L, "drain", tide_conf.drain_ms);
+  tide_conf = c; /* all or nothing */
+  return 0;
+}
+
+/* core.errno: errno names to this system's numbers, for the results of
+ * Lua's own io functions (which give the number). */
+static void push_errno_table(lua_State *L) {
+  static const struct {
+    const char *name;
+    int value;
+  } names[] = {
+#define E(x) {#x, x}
+      E(EPERM),        E(ENOENT),    E(ESRCH),     E(EINTR),
+      E(EIO),          E(ENXIO),     E(E2BIG),     E(ENOEXEC),
+      E(EBADF),        E(ECHILD),    E(EAGAIN),    E(ENOMEM),
+      E(EACCES),       E(EEXIST),    E(EXDEV),     E(ENODEV),
+      E(ENOTDIR),      E(EISDIR),    E(EINVAL),    E(ENFILE),
+      E(EMFILE),       E(ENOTTY),    E(EFBIG),     E(ENOSPC),
+      E(ESPIPE),       E(EROFS),     E(EPIPE),     E(ELOOP),
+      E(ENAMETOOLONG), E(ENOTEMPTY), E(ETIMEDOUT), E(ECONNREFUSED),
+      E(ECONNRESET),
+#undef E
+  };
+  lua_createtable(L, 0, (int)(sizeof names / sizeof names[0]));
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    lua_pushinteger(L, names[i].value);
+    lua_setfield(L, -2, names[i].name);
+  }
+}
+
 int luaopen_tide_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"spawn", tide_job_spawn}, {"step", tide_step},
-      {"timer", tide_timer_new}, {"now", core_now},
-      {"cpus", core_cpus},       {"running", core_running},
-      {"die", core_die},         {"executable", core_executable},
-      {"glob", tide_glob},       {"resume", tide_resume},
-      {"signame", core_signame}, {"time", core_time},
-      {"mkdir", core_mkdir},     {"write", core_write},
-      {"store", tide_store_new}, {"isatty", core_isatty},
-      {"status", core_status},   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"spawn", tide_job_spawn},
+                                   {"step", tide_step},
+                                   {"timer", tide_timer_new},
+                                   {"now", core_now},
+                                   {"cpus", core_cpus},
+                                   {"running", core_running},
+                                   {"die", core_die},
+                                   {"executable", core_executable},
+                                   {"glob", tide_glob},
+                                   {"resume", tide_resume},
+                                   {"signame", core_signame},
+                                   {"time", core_time},
+                                   {"mkdir", core_mkdir},
+                                   {"write", core_write},
+                                   {"store", tide_store_new},
+                                   {"isatty", core_isatty},
+                                   {"status", core_status},
+                                   {"configure", core_configure},
+                                   {NULL, NULL}};
   tide_job_register(L);
   tide_timer_register(L);
   tide_store_register(L);
   luaL_newlib(L, funcs);
   lua_pushinteger(L, SIGPIPE);
   lua_setfield(L, -2, "SIGPIPE");
+  push_errno_table(L);
+  lua_setfield(L, -2, "errno");
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

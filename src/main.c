@@ -1,5 +1,5 @@
 /*
- * main.c: the tide host, modelled on Lua's own lua.c.
+ * main.c (host, the top layer): the tide host, modelled on Lua's own lua.c.
  *
  * Everything runs in protected mode (pmain); every chunk gets a traceback
  * message handler; errors are reported as "tide: message".  On top of lua.c
@@ -28,25 +28,26 @@ static void print_usage(const char *badoption) {
     else
       fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
   }
-  fprintf(badoption ? stderr : stdout,
-          "usage: %s [options] [script [args]]\n"
-          "       %s [GNU parallel options] [command] ::: args  (one-liner)\n"
-          "Runs a Lua 5.4 script with pool(n):map(fn, list) and shell(cmd).\n"
-          "Available options are:\n"
-          "  -e stat   execute string 'stat'\n"
-          "  -l mod    require library 'mod' into global 'mod'\n"
-          "  -j N      default pool size (default: number of CPUs)\n"
-          "  -v        show version information\n"
-          "  -E        ignore environment variables (LUA_INIT, LUA_PATH...)\n"
-          "  -W        turn warnings on\n"
-          "  --progress     the status line on stderr, even if not a terminal\n"
-          "  --no-progress  no status line (default: when stderr is a terminal)\n"
-          "  -h        show this help (--help: also the one-liner options)\n"
-          "  --        stop handling options\n"
-          "  -         stop handling options and run the script on stdin\n"
-          "Exit status: 0 all jobs succeeded, 1 some job failed, 2 script "
-          "error,\n128+N stopped by signal N.\n",
-          progname, progname);
+  fprintf(
+      badoption ? stderr : stdout,
+      "usage: %s [options] [script [args]]\n"
+      "       %s [GNU parallel options] [command] ::: args  (one-liner)\n"
+      "Runs a Lua 5.4 script with pool(n):map(fn, list) and shell(cmd).\n"
+      "Available options are:\n"
+      "  -e stat   execute string 'stat'\n"
+      "  -l mod    require library 'mod' into global 'mod'\n"
+      "  -j N      default pool size (default: number of CPUs)\n"
+      "  -v        show version information\n"
+      "  -E        ignore environment variables (LUA_INIT, LUA_PATH...)\n"
+      "  -W        turn warnings on\n"
+      "  --progress     the status line on stderr, even if not a terminal\n"
+      "  --no-progress  no status line (default: when stderr is a terminal)\n"
+      "  -h        show this help (--help: also the one-liner options)\n"
+      "  --        stop handling options\n"
+      "  -         stop handling options and run the script on stdin\n"
+      "Exit status: 0 all jobs succeeded, 1 some job failed, 2 script "
+      "error,\n128+N stopped by signal N.\n",
+      progname, progname);
 }
 
 static void l_message(const char *msg) {
@@ -56,8 +57,12 @@ static void l_message(const char *msg) {
   fflush(stderr);
 }
 
+/* A death by signal (tide_die) unwinds through here silently: the exit
+ * status says it all. */
 static int report(lua_State *L, int status) {
-  if (status != LUA_OK) {
+  if (status != LUA_OK && tide_dying()) {
+    lua_pop(L, 1);
+  } else if (status != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     if (msg == NULL) msg = "(error object is not a string)";
     l_message(msg);
@@ -375,7 +380,15 @@ int main(int argc, char **argv) {
     report(L, status);
   else if (lua_isinteger(L, -1))
     code = (int)lua_tointeger(L, -1);
-  tide_teardown(2000);
+  /* A signal (or core.die) ended the script: tide goes as the signal would
+   * have it go, but only after the jobs and the Lua state, so that __gc
+   * and __close clean up (a socket directory, a temporary file). */
+  if (tide_dying()) {
+    tide_status_hide(2); /* no half-drawn status line after tide */
+    code = 128 + tide_dying();
+  }
+  tide_teardown(tide_conf.kill_grace_ms);
+  tide_signal_detach();
   lua_close(L);
   tide_loop_close();
   return code;

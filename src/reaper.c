@@ -1,12 +1,12 @@
 /*
- * reaper.c: nothing a job starts outlives tide, not even a process that
- * left the job's session with setsid (a daemon, `setsid cmd &`).
+ * reaper.c (layer 7): nothing a job starts outlives tide, not even a process
+ * that left the job's session with setsid (a daemon, `setsid cmd &`).
  *
  * Killing a job's process group reaches everything that stayed in it.  For
  * the rest tide is a child subreaper: orphans are re-parented to tide
  * rather than to init, so tide can find them among its own children (in
  * /proc/self/task/<tid>/children), reap them when they exit, and kill them
- * when tide ends.  Children that are running jobs are left to job.c.
+ * when tide ends.  Children that are running jobs are left to proc.c.
  */
 #include <dirent.h>
 #include <errno.h>

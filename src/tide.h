@@ -6,6 +6,21 @@
  * and *when* lives in lua/.  libuv callbacks never call into Lua: they record
  * state and queue finished objects (and news: new output of a watched job),
  * which tide_step() hands to the Lua driver.
+ *
+ * The files form layers, listed here bottom-up (scripts/check-layers holds
+ * the same list and checks it); a file calls only into its own layer or
+ * lower ones:
+ *   1 signal.c        signals, signal names, tide_die
+ *   2 out.c           writing, tagged lines, the status line, errors for Lua
+ *   3 buf.c lines.c   bounded buffers; line splitting of watched output
+ *   4 queue.c         the loop, objects, completion and news queues
+ *   5 spawn.c         starting one process
+ *   6 proc.c          jobs: process lifetime, exit watching, pipes
+ *   7 reaper.c timer.c  orphans; timers
+ *   8 loop.c          loop set-up, the driver step, teardown
+ *   9 lcore_job.c lcore_store.c glob.c   tide.core bindings
+ *  10 core.c          the tide.core module
+ *  11 preload.c main.c  the host
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -21,6 +36,65 @@
 #include <uv.h>
 
 #define TIDE_VERSION "0.1.0"
+
+/* ---- signal.c: SIGINT/SIGTERM/SIGHUP, signal names, dying ---- */
+
+void tide_signal_init(lua_State *L, uv_async_t *wake);
+/* Signals no longer interrupt Lua (the host is closing the state). */
+void tide_signal_detach(void);
+int tide_signal_pending(void);
+int tide_signal_count(void);
+/* The signals whose disposition tide changed: jobs get them back. */
+const sigset_t *tide_signals_changed(void);
+int tide_resume(lua_State *L);
+/* Ends tide as sig would: raises an error that unwinds to the host, which
+ * stops the jobs, closes the Lua state and exits with 128 + sig.  Every
+ * later core.step/core.resume raises again, so a pcall cannot stop it. */
+int tide_die(lua_State *L, int sig);
+/* The signal tide_die was called with, or 0. */
+int tide_dying(void);
+const char *tide_signame(int sig);
+int tide_signum(const char *name);
+
+/* ---- out.c: tide's own writes, the status line, errors for Lua ---- */
+
+/* write(2) until done; -EINTR as soon as a signal for tide is pending. */
+int tide_write_all(int fd, const char *p, size_t n);
+
+/* A writer that puts a prefix (a tag) before every line, staging small
+ * lines so that thousands of them cost a few write(2) calls.  at_start
+ * says whether the next byte begins a line: it carries over between calls
+ * when a job's output is written a piece at a time. */
+typedef struct tide_out {
+  int fd;
+  const char *prefix;
+  size_t plen, n;
+  int at_start;
+  char stage[1 << 16];
+} tide_out;
+
+void tide_out_init(tide_out *o, int fd, const char *prefix, size_t plen,
+                   int at_start);
+int tide_out_add(tide_out *o, const char *p, size_t n);
+/* Flushes; first ends an unfinished last line with "\n" if newline. */
+int tide_out_end(tide_out *o, int newline);
+
+/* Erases the status line (core.status) if it is on screen and a write to
+ * fd (1 or 2) would land on it. */
+void tide_status_hide(int fd);
+int tide_status_shown(void);
+/* Writes s (the line, drawn over the old one) to stderr; it stays on
+ * screen unless final.  0 or a negative errno. */
+int tide_status_write(const char *s, size_t n, int final);
+
+/* The one failure result for Lua: pushes nil, "ENAME: message (what):
+ * 'name'" (the part in parentheses only with what and name) and "ENAME";
+ * err is an errno or a negative one.  Returns 3. */
+int tide_pusherr(lua_State *L, int err, const char *what, const char *name);
+/* The Lua result of a write of tide's own (job:write, core.write, the
+ * store): true, or tide_pusherr's; a write cut short by a signal for tide
+ * ends it (tide_die). */
+int tide_write_result(lua_State *L, int rc);
 
 /* ---- buf.c: a bounded output buffer that spills to an unlinked file ---- */
 
@@ -44,39 +118,37 @@ int tide_buf_add(tide_buf *b, const char *p, size_t n);
 uint64_t tide_buf_size(const tide_buf *b);
 /* Write everything to fd (blocking); 0 or a negative errno (-EPIPE...). */
 int tide_buf_write_to(const tide_buf *b, int fd);
-/* Push the whole content as one Lua string. */
-void tide_buf_push(lua_State *L, const tide_buf *b);
-void tide_buf_free(tide_buf *b);
-/* write(2) until done; -EINTR as soon as a signal for tide is pending. */
-int tide_write_all(int fd, const char *p, size_t n);
-
-/* A writer that puts a prefix (a tag) before every line, staging small
- * lines so that thousands of them cost a few write(2) calls.  at_start
- * says whether the next byte begins a line: it carries over between calls
- * when a job's output is written a piece at a time. */
-typedef struct tide_out {
-  int fd;
-  const char *prefix;
-  size_t plen, n;
-  int at_start;
-  char stage[1 << 16];
-} tide_out;
-
-void tide_out_init(tide_out *o, int fd, const char *prefix, size_t plen,
-                   int at_start);
-int tide_out_add(tide_out *o, const char *p, size_t n);
-/* Flushes; first ends an unfinished last line with "\n" if newline. */
-int tide_out_end(tide_out *o, int newline);
 /* Writes the content of b from off, len bytes, through o. */
 int tide_buf_write_range(const tide_buf *b, uint64_t off, uint64_t len,
                          tide_out *o);
-/* The buffer of a job's stream (the job at idx, the stream name at idx+1),
- * for the output store (job.c). */
-tide_buf *tide_job_buf(lua_State *L, int idx);
-void tide_store_register(lua_State *L);
-int tide_store_new(lua_State *L);
+/* Appends the whole content of from to to; 0 or a negative errno. */
+int tide_buf_copy(tide_buf *to, const tide_buf *from);
+/* Push the whole content as one Lua string. */
+void tide_buf_push(lua_State *L, const tide_buf *b);
+void tide_buf_free(tide_buf *b);
 
-/* ---- loop.c: the loop, the completion queue and the driver step ---- */
+/* ---- lines.c: what a watched stream holds until Lua takes it ---- */
+
+/* The bytes not taken yet: data[start, len). */
+typedef struct tide_lines {
+  char *data;
+  size_t start, len, cap;
+  int midline; /* what was written so far ended inside a line */
+  int paused;  /* reading stopped until Lua takes some */
+} tide_lines;
+
+int tide_lines_add(tide_lines *pd, const char *p, size_t n);
+void tide_lines_free(tide_lines *pd);
+/* Where what may be taken now ends (see lines.c). */
+size_t tide_lines_end(const tide_lines *pd, size_t max_line, int final,
+                      int raw);
+/* Pushes lines, partial, noeol (job:lines) and returns 3, or pushes
+ * nothing and returns 0 (no line yet) or -1 (nothing at all); *end is
+ * where what was taken ends. */
+int tide_lines_push(lua_State *L, const tide_lines *pd, size_t max, int final,
+                    size_t *end);
+
+/* ---- queue.c: the loop, objects and their queues ---- */
 
 /* Anything that completes in C and is handed to Lua by tide_step(). */
 typedef struct tide_obj {
@@ -91,7 +163,6 @@ typedef struct tide_obj {
 } tide_obj;
 
 uv_loop_t *tide_loop(void);
-int tide_loop_init(lua_State *L);
 /* Queue o for the driver; called from libuv callbacks. */
 void tide_complete(tide_obj *o);
 /* Tell the driver that o, still running, has news (new output); queued at
@@ -99,6 +170,10 @@ void tide_complete(tide_obj *o);
 void tide_news(tide_obj *o);
 /* Take o off the news queue (it is being freed). */
 void tide_news_forget(tide_obj *o);
+/* Whether either queue holds something; take their heads one by one. */
+int tide_queued(void);
+tide_obj *tide_take_done(void);
+tide_obj *tide_take_news(void);
 /* Pin the userdata on top of the stack until o is delivered. */
 void tide_obj_pin(lua_State *L, tide_obj *o);
 /* Handle close callback shared by every object: frees when nothing is left. */
@@ -107,22 +182,6 @@ void tide_obj_release(tide_obj *o);
 int tide_obj_gc(lua_State *L, const char *mt);
 void tide_obj_class(lua_State *L, const char *mt, const luaL_Reg *methods,
                     lua_CFunction gc);
-int tide_step(lua_State *L);
-/* Terminate every running job (SIGTERM, SIGKILL after grace_ms), wait for
- * all of them, then return.  Used at exit and on signals. */
-void tide_teardown(unsigned grace_ms);
-void tide_loop_close(void);
-
-/* ---- signal.c: SIGINT/SIGTERM/SIGHUP and the broken-pipe exit ---- */
-
-void tide_signal_init(lua_State *L, uv_async_t *wake);
-int tide_signal_pending(void);
-int tide_signal_count(void);
-/* The signals whose disposition tide changed: jobs get them back. */
-const sigset_t *tide_signals_changed(void);
-int tide_resume(lua_State *L);
-/* Terminate all jobs and exit with 128 + sig.  Never returns. */
-void tide_die(int sig);
 
 /* ---- spawn.c: starting a process in a session of its own ---- */
 
@@ -138,21 +197,82 @@ int tide_spawn(const tide_spawn_opts *o, pid_t *pid);
 char **tide_spawn_env(lua_State *L, int env);
 void tide_spawn_env_free(char **envp);
 
-/* ---- job.c: processes ---- */
+/* ---- proc.c: jobs ---- */
 
-typedef struct tide_job tide_job;
-int tide_job_spawn(lua_State *L);
-/* The Lua result of a write of tide's own (job:write, core.write): true,
- * or nil, message, errname; a write cut short by a signal for tide ends
- * it (tide_die). */
-int tide_write_result(lua_State *L, int rc);
-void tide_job_register(lua_State *L);
+/* Mechanism constants, one home; core.configure sets them from Lua. */
+typedef struct tide_config {
+  uint64_t kill_grace_ms; /* SIGTERM to SIGKILL: teardown, job:terminate() */
+  uint64_t drain_ms;      /* how long pipes may stay open after the exit */
+} tide_config;
+extern tide_config tide_conf;
+
+enum { TIDE_OUT, TIDE_ERR };
+/* Where a stream goes.  TIDE_DISP_FILE: only to a results file, so the
+ * job writes it there itself, with no pipe in between. */
+enum { TIDE_DISP_PIPE, TIDE_DISP_INHERIT, TIDE_DISP_NULL, TIDE_DISP_FILE };
+
+typedef struct tide_job {
+  tide_obj obj;
+  pid_t pid; /* 0 when the program could not be started */
+  int pidfd;
+  uv_poll_t poll; /* pidfd readable = the leader exited */
+  uv_pipe_t pipe[2];
+  uv_pipe_t in;
+  uv_timer_t timer; /* kill grace while running, drain bound after exit */
+  uv_write_t wreq;
+  char *in_data;
+  tide_buf buf[2];
+  tide_lines pend[2];
+  int tee[2];     /* results file descriptor, or -1 */
+  int tee_err[2]; /* errno of a failed write to it */
+  int routed;     /* any of keep = false, watch, tee: deliver() decides */
+  int keep, watch;
+  size_t max_line;
+  int reading[2];
+  int timer_init, exited, finished, by_sigchld;
+  int hold_in; /* stdin stays open until the job ends */
+  int status;  /* wait status, or exit code << 8 for a failed start */
+  struct rusage ru;
+  uint64_t t0, t1;
+  struct tide_job *prev, *next; /* running list */
+} tide_job;
+
+/* What tide_job_start needs beyond the job's own fields (keep, watch,
+ * max_line, hold_in and the buffers' limits, set by the caller). */
+typedef struct tide_job_opts {
+  const char *const *argv;
+  char *const *envp; /* NULL: tide's environment */
+  const char *cwd;
+  const char *in; /* stdin bytes, or NULL: /dev/null */
+  size_t inlen;
+  int disp[2];        /* TIDE_DISP_PIPE, _INHERIT or _NULL */
+  const char *tee[2]; /* results files of piped streams, or NULL */
+} tide_job_opts;
+
+/* What a failed start names: ("cwd", dir), ("cmd", argv[0]),
+ * ("tee_stdout", path)..., or NULLs for a resource shortage. */
+typedef struct tide_job_fail {
+  const char *what, *name;
+} tide_job_fail;
+
+tide_job *tide_job_new(void);
+/* 0, or an errno and *why; the job is then not running. */
+int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why);
+/* After a failed start: closes what the start left open. */
+void tide_job_unstarted(tide_job *j);
+void tide_job_fail_start(tide_job *j, int code, const char *msg, size_t n,
+                         int errdisp);
+int tide_resource_error(int err);
+/* Lua took pend[k] up to end; reading resumes if it had paused. */
+void tide_job_consume(tide_job *j, int k, size_t end);
+/* Drops the buffered output. */
+void tide_job_release(tide_job *j);
+void tide_job_terminate(tide_job *j, uint64_t grace_ms);
+void tide_job_hangup(tide_job *j, uint64_t grace_ms);
 /* Running jobs, for teardown and signal forwarding. */
 int tide_jobs_running(void);
-void tide_jobs_terminate(unsigned grace_ms);
+void tide_jobs_terminate(uint64_t grace_ms);
 void tide_jobs_kill(int sig);
-const char *tide_signame(int sig);
-
 /* True if pid is the leader of a job that has not finished. */
 int tide_job_owns(pid_t pid);
 
@@ -166,16 +286,30 @@ void tide_reaper_kill_all(void);
 int tide_timer_new(lua_State *L);
 void tide_timer_register(lua_State *L);
 
-/* ---- glob.c: core.glob(pattern), matches in file system order ---- */
+/* ---- loop.c: set-up, the driver step, teardown ---- */
 
+int tide_loop_init(lua_State *L);
+int tide_step(lua_State *L);
+/* Terminate every running job (SIGTERM, SIGKILL after grace_ms), wait for
+ * all of them, then return.  Used at exit and on signals. */
+void tide_teardown(uint64_t grace_ms);
+void tide_loop_close(void);
+
+/* ---- bindings: lcore_job.c, lcore_store.c, glob.c ---- */
+
+int tide_job_spawn(lua_State *L);
+void tide_job_register(lua_State *L);
+/* The buffer of a job's stream (the job at idx, the stream name at idx+1),
+ * for the output store. */
+tide_buf *tide_job_buf(lua_State *L, int idx);
+void tide_store_register(lua_State *L);
+int tide_store_new(lua_State *L);
+/* core.glob(pattern), matches in file system order */
 int tide_glob(lua_State *L);
 
 /* ---- core.c: the tide.core module; preload.c: embedded Lua ---- */
 
 int luaopen_tide_core(lua_State *L);
-/* Erases the status line (core.status) if it is on screen and a write to
- * fd (1 or 2) would land on it. */
-void tide_status_hide(int fd);
 void tide_preload(lua_State *L, const char *devdir);
 
 #endif

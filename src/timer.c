@@ -1,6 +1,6 @@
 /*
- * timer.c: one-shot timers the Lua driver can wait on (sleeps, delays,
- * timeouts).  A fired timer is queued like a finished job.
+ * timer.c (layer 7): one-shot timers the Lua driver can wait on (sleeps,
+ * delays, timeouts).  A fired timer is queued like a finished job.
  */
 #include <stdlib.h>
 

@@ -1,0 +1,440 @@
+/*
+ * lcore_job.c (bindings): core.spawn and the methods of the job object.
+ *
+ * The mechanism (the process, its pipes, its exit) is proc.c's; this file
+ * reads spawn options, checks arguments and turns results into Lua values.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <lauxlib.h>
+
+#include "tide.h"
+
+#define JOB_MT "tide.job"
+#define TIDE_MAX_LINE (1u << 20) /* default max_line */
+
+static tide_job *checkjob(lua_State *L) {
+  tide_obj **u = luaL_checkudata(L, 1, JOB_MT);
+  if (*u == NULL) luaL_argerror(L, 1, "job already collected");
+  return (tide_job *)*u;
+}
+
+static int streamarg(lua_State *L, int idx) {
+  static const char *const names[] = {"stdout", "stderr", NULL};
+  return luaL_checkoption(L, idx, NULL, names);
+}
+
+static int signum(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER) return (int)luaL_checkinteger(L, idx);
+  const char *name = luaL_optstring(L, idx, "SIGTERM");
+  int sig = tide_signum(name);
+  if (sig < 0)
+    return luaL_argerror(L, idx,
+                         lua_pushfstring(L, "unknown signal '%s'", name));
+  return sig;
+}
+
+/* A duration in seconds, as milliseconds for libuv. */
+static uint64_t grace_ms(lua_State *L, int idx, lua_Number grace) {
+  luaL_argcheck(L, grace >= 0, idx, "grace must not be negative");
+  return (uint64_t)(grace * 1000);
+}
+
+static int job_gc(lua_State *L) { return tide_obj_gc(L, JOB_MT); }
+
+/* job:result() -> code|nil, signal name|nil, elapsed seconds */
+static int job_result(lua_State *L) {
+  tide_job *j = checkjob(L);
+  if (!j->finished) return luaL_error(L, "job is still running");
+  if (WIFSIGNALED(j->status)) {
+    const char *name = tide_signame(WTERMSIG(j->status));
+    lua_pushnil(L);
+    if (name)
+      lua_pushstring(L, name);
+    else
+      lua_pushfstring(L, "SIG%d", WTERMSIG(j->status));
+  } else {
+    lua_pushinteger(L, WEXITSTATUS(j->status));
+    lua_pushnil(L);
+  }
+  lua_pushnumber(L, (double)(j->t1 - j->t0) / 1e9);
+  return 3;
+}
+
+static int job_pid(lua_State *L) {
+  tide_job *j = checkjob(L);
+  if (j->pid == 0) return 0;
+  lua_pushinteger(L, j->pid);
+  return 1;
+}
+
+/* job:usage() -> user seconds, system seconds, max RSS in KiB */
+static int job_usage(lua_State *L) {
+  tide_job *j = checkjob(L);
+  lua_pushnumber(L, j->ru.ru_utime.tv_sec + j->ru.ru_utime.tv_usec / 1e6);
+  lua_pushnumber(L, j->ru.ru_stime.tv_sec + j->ru.ru_stime.tv_usec / 1e6);
+  lua_pushinteger(L, j->ru.ru_maxrss);
+  return 3;
+}
+
+/* job:output("stdout"|"stderr") -> everything the job wrote there */
+static int job_output(lua_State *L) {
+  tide_job *j = checkjob(L);
+  tide_buf_push(L, &j->buf[streamarg(L, 2)]);
+  return 1;
+}
+
+/* job:write(stream, fd [, prefix [, newline]]) -> true | nil, message,
+ * errname.  Writes a stream to one of tide's own descriptors as one block,
+ * with prefix before each line, and a final "\n" if newline and the last
+ * line has none; stdio is flushed first so the block lands after what the
+ * script printed. */
+static int job_write(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int k = streamarg(L, 2);
+  int fd = (int)luaL_checkinteger(L, 3);
+  size_t plen = 0;
+  const char *prefix = luaL_optlstring(L, 4, NULL, &plen);
+  int newline = lua_toboolean(L, 5);
+  fflush(NULL);
+  if (prefix == NULL && !newline)
+    return tide_write_result(L, tide_buf_write_to(&j->buf[k], fd));
+  tide_out o;
+  tide_out_init(&o, fd, prefix, plen, 1);
+  int rc = tide_buf_write_range(&j->buf[k], 0, tide_buf_size(&j->buf[k]), &o);
+  if (rc == 0) rc = tide_out_end(&o, newline);
+  return tide_write_result(L, rc);
+}
+
+/* job:release(): drop the buffered output once it is no longer needed. */
+static int job_release(lua_State *L) {
+  tide_job *j = checkjob(L);
+  if (j->finished) tide_job_release(j);
+  return 0;
+}
+
+/* job:clear(stream): empty the kept buffer of one stream (its content was
+ * printed while the job runs on). */
+static int job_clear(lua_State *L) {
+  tide_job *j = checkjob(L);
+  tide_buf_free(&j->buf[streamarg(L, 2)]);
+  return 0;
+}
+
+/* job:keep(stream, s): append s to the kept buffer (the lines a per-line
+ * callback let through, printed as one block later). */
+static int job_keep(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int k = streamarg(L, 2);
+  size_t n;
+  const char *p = luaL_checklstring(L, 3, &n);
+  return tide_write_result(L, tide_buf_add(&j->buf[k], p, n));
+}
+
+/* job:omitted(stream) -> bytes max_output left out of the middle */
+static int job_omitted(lua_State *L) {
+  tide_job *j = checkjob(L);
+  lua_pushinteger(L, (lua_Integer)j->buf[streamarg(L, 2)].omitted);
+  return 1;
+}
+
+/* job:tee_error(stream) -> nil | why writing the results file failed */
+static int job_tee_error(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int e = j->tee_err[streamarg(L, 2)];
+  if (e == 0) return 0;
+  lua_pushstring(L, strerror(e));
+  return 1;
+}
+
+/* ---- watched output: taking complete lines ---- */
+
+static tide_lines *checklines(lua_State *L, tide_job **jp, int *kp) {
+  tide_job *j = checkjob(L);
+  int k = streamarg(L, 2);
+  if (!j->watch) luaL_error(L, "job output is not watched");
+  *jp = j;
+  *kp = k;
+  return &j->pend[k];
+}
+
+/* job:flush(stream, fd [, prefix [, final [, newline [, raw]]]]) -> true |
+ * nil, message, errname.  Writes the complete lines read so far to fd, with
+ * prefix before each; with final (the job has ended) also an unfinished
+ * last line, and then "\n" if newline; with raw every byte read so far. */
+static int job_flush(lua_State *L) {
+  tide_job *j;
+  int k;
+  tide_lines *pd = checklines(L, &j, &k);
+  int fd = (int)luaL_checkinteger(L, 3);
+  size_t plen = 0;
+  const char *prefix = luaL_optlstring(L, 4, NULL, &plen);
+  int final = lua_toboolean(L, 5), newline = lua_toboolean(L, 6);
+  int raw = lua_toboolean(L, 7);
+  size_t end = tide_lines_end(pd, j->max_line, final, raw);
+  if (end == pd->start && !(final && newline && pd->midline)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  tide_out o;
+  tide_out_init(&o, fd, prefix, plen, !pd->midline);
+  fflush(NULL);
+  int rc = tide_out_add(&o, pd->data + pd->start, end - pd->start);
+  if (rc == 0) rc = tide_out_end(&o, final && newline);
+  pd->midline = !o.at_start;
+  tide_job_consume(j, k, end);
+  return tide_write_result(L, rc);
+}
+
+/* job:hold(stream [, final]): moves the complete lines read so far (all,
+ * with final) into the kept buffer, to be printed later as one block: a
+ * line-mode job whose turn has not come (order = "input"). */
+static int job_hold(lua_State *L) {
+  tide_job *j;
+  int k;
+  tide_lines *pd = checklines(L, &j, &k);
+  size_t end = tide_lines_end(pd, j->max_line, lua_toboolean(L, 3), 0);
+  if (end > pd->start) {
+    int rc = tide_buf_add(&j->buf[k], pd->data + pd->start, end - pd->start);
+    pd->midline = pd->data[end - 1] != '\n';
+    tide_job_consume(j, k, end);
+    if (rc < 0) return tide_write_result(L, rc);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* job:lines(stream [, final]) -> lines, partial, noeol | nothing.  Takes
+ * the complete lines read so far, without their "\n"; a line longer than
+ * max_line comes in pieces, each but the last listed in the table partial
+ * (nil when there are none); with final (the job has ended) also an
+ * unfinished last line, and noeol is then true. */
+static int job_lines(lua_State *L) {
+  tide_job *j;
+  int k;
+  tide_lines *pd = checklines(L, &j, &k);
+  int final = lua_toboolean(L, 3);
+  size_t end;
+  lua_settop(L, 3);
+  int n = tide_lines_push(L, pd, j->max_line, final, &end);
+  if (n < 0) return 0;
+  tide_job_consume(j, k, end);
+  return n;
+}
+
+/* job:kill([sig]) -> true if the job was still running */
+static int job_kill(lua_State *L) {
+  tide_job *j = checkjob(L);
+  int sig = signum(L, 2);
+  lua_pushboolean(L, !j->exited && j->pid > 0 && kill(-j->pid, sig) == 0);
+  return 1;
+}
+
+/* job:terminate([grace]): SIGTERM the group now, SIGKILL after grace
+ * seconds (default: core.configure's kill_grace) */
+static int job_terminate(lua_State *L) {
+  tide_job *j = checkjob(L);
+  lua_Number grace =
+      luaL_optnumber(L, 2, (lua_Number)tide_conf.kill_grace_ms / 1000);
+  tide_job_terminate(j, grace_ms(L, 2, grace));
+  return 0;
+}
+
+/* job:hangup(grace): closes the stdin that hold_stdin kept open, so that
+ * the remote side (see lua/tide/backend/remote.lua) stops the job with its
+ * own SIGTERM and grace and reports how it ended; SIGKILLs the local group
+ * after grace seconds if it is still running. */
+static int job_hangup(lua_State *L) {
+  tide_job *j = checkjob(L);
+  tide_job_hangup(j, grace_ms(L, 2, luaL_checknumber(L, 2)));
+  return 0;
+}
+
+/* ---- core.spawn ---- */
+
+static int disposition(lua_State *L, int opts, const char *field) {
+  static const char *const names[] = {"pipe", "inherit", "null", NULL};
+  int d = TIDE_DISP_PIPE;
+  if (opts && lua_getfield(L, opts, field) != LUA_TNIL) {
+    const char *s = lua_tostring(L, -1);
+    d = -1;
+    for (int i = 0; s && names[i]; i++)
+      if (strcmp(s, names[i]) == 0) d = i;
+    if (d < 0) luaL_error(L, "bad spawn option '%s'", field);
+  }
+  if (opts) lua_pop(L, 1);
+  return d;
+}
+
+static lua_Integer intopt(lua_State *L, int opts, const char *field,
+                          lua_Integer dflt, lua_Integer min) {
+  lua_Integer v = dflt;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    int ok;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < min) luaL_error(L, "bad spawn option '%s'", field);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The results file of a piped stream; the options table keeps it alive. */
+static const char *teeopt(lua_State *L, int opts, const char *field) {
+  const char *path = NULL;
+  if (lua_getfield(L, opts, field) == LUA_TSTRING) path = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return path;
+}
+
+/* A program that cannot start completes at once, as a shell would report
+ * it: 127 for not found (or a bad cwd), 126 for not executable, and a
+ * message naming it where the job's stderr goes. */
+static void fail_start(tide_job *j, const tide_job_opts *o, int err,
+                       const tide_job_fail *why) {
+  char msg[4200];
+  int code, n;
+  if (strcmp(why->what, "cwd") == 0) {
+    code = 127;
+    n = snprintf(msg, sizeof msg, "tide: cannot change directory to '%s': %s\n",
+                 why->name, strerror(err));
+  } else {
+    code = err == ENOENT ? 127 : 126;
+    n = snprintf(msg, sizeof msg, "tide: %s: %s\n", why->name,
+                 err == ENOENT ? "command not found" : strerror(err));
+  }
+  if (n > (int)sizeof msg - 1) n = (int)sizeof msg - 1;
+  tide_job_fail_start(j, code, msg, (size_t)n, o->disp[TIDE_ERR]);
+}
+
+/*
+ * core.spawn(argv [, opts]) -> job | nil, message, errname
+ * opts: cwd, env (table), stdin (string), stdout/stderr ("pipe", "inherit",
+ * "null"), and for piped streams: keep (false: do not keep the output),
+ * max_output (bytes kept per stream: the first and last half), watch
+ * (split lines for job:lines/flush/hold, and send news), max_line (the
+ * longest piece a watched line comes in), tee_stdout/tee_stderr (a results
+ * file that gets every byte; a stream that goes nowhere else is given to
+ * the job itself), hold_stdin (stdin is a pipe that stays open, after the
+ * stdin bytes if any, until the job ends: a remote side that waits for
+ * its end of file learns that the job's launcher is gone, even when tide
+ * itself is killed).  Resource shortages (EMFILE, EAGAIN, ENOMEM) return nil
+ * so the scheduler can wait and retry; a program that cannot start is a job
+ * that has already failed.
+ */
+int tide_job_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int opts = lua_istable(L, 2) ? 2 : 0;
+  lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, argc > 0, 1, "empty argv");
+  tide_job_opts o;
+  memset(&o, 0, sizeof o);
+  o.disp[TIDE_OUT] = disposition(L, opts, "stdout");
+  o.disp[TIDE_ERR] = disposition(L, opts, "stderr");
+  int envidx = 0;
+  if (opts) {
+    lua_getfield(L, opts, "cwd");
+    o.cwd = lua_tostring(L, -1); /* kept alive by the stack slot */
+    lua_getfield(L, opts, "stdin");
+    o.in = lua_tolstring(L, -1, &o.inlen);
+    lua_getfield(L, opts, "env");
+    if (lua_istable(L, -1)) envidx = lua_gettop(L);
+  }
+
+  int keep = 1, watchit = 0, hold = 0;
+  lua_Integer max_line = TIDE_MAX_LINE, max_output = 0;
+  if (opts) {
+    lua_getfield(L, opts, "keep");
+    keep = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_getfield(L, opts, "watch");
+    watchit = lua_toboolean(L, -1);
+    lua_getfield(L, opts, "hold_stdin");
+    hold = lua_toboolean(L, -1);
+    lua_pop(L, 3);
+    if (hold && o.in == NULL) o.in = "";
+    max_line = intopt(L, opts, "max_line", TIDE_MAX_LINE, 1);
+    max_output = intopt(L, opts, "max_output", 0, 0);
+    o.tee[TIDE_OUT] = teeopt(L, opts, "tee_stdout");
+    o.tee[TIDE_ERR] = teeopt(L, opts, "tee_stderr");
+  }
+
+  /* Everything that can raise a Lua error happens before any resource is
+   * taken, so an error never leaks a descriptor or a child. */
+  const char **argv =
+      lua_newuserdatauv(L, (size_t)(argc + 1) * sizeof *argv, 0);
+  for (lua_Integer i = 0; i < argc; i++) {
+    /* Only strings: the table keeps them alive after the pop. */
+    if (lua_rawgeti(L, 1, i + 1) != LUA_TSTRING)
+      return luaL_argerror(L, 1, "argv items must be strings");
+    argv[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  argv[argc] = NULL;
+  o.argv = argv;
+  tide_obj **u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = NULL;
+  luaL_setmetatable(L, JOB_MT);
+  tide_job *j = tide_job_new();
+  if (j == NULL) return luaL_error(L, "out of memory");
+  *u = &j->obj;
+  j->max_line = TIDE_MAX_LINE;
+  tide_obj_pin(L, &j->obj);
+  if (opts) {
+    j->keep = keep;
+    j->watch = watchit;
+    j->max_line = (size_t)max_line;
+    j->buf[TIDE_OUT].limit = j->buf[TIDE_ERR].limit = (uint64_t)max_output;
+    j->hold_in = hold;
+  }
+
+  char **envp = NULL;
+  tide_job_fail why;
+  int err = ENOMEM;
+  if (!envidx || (envp = tide_spawn_env(L, envidx)) != NULL) {
+    o.envp = envp;
+    err = tide_job_start(j, &o, &why);
+  } else {
+    why.what = why.name = NULL;
+  }
+  tide_spawn_env_free(envp);
+  if (err == 0) return 1;
+  if (why.what && strncmp(why.what, "tee_", 4) != 0) {
+    fail_start(j, &o, err, &why);
+    return 1;
+  }
+  /* The userdata exists but never ran: unpin it and report. */
+  tide_job_unstarted(j);
+  luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref);
+  j->obj.ref = LUA_NOREF;
+  return tide_pusherr(L, err, why.what, why.name);
+}
+
+void tide_job_register(lua_State *L) {
+  static const luaL_Reg methods[] = {{"result", job_result},
+                                     {"pid", job_pid},
+                                     {"usage", job_usage},
+                                     {"output", job_output},
+                                     {"write", job_write},
+                                     {"release", job_release},
+                                     {"clear", job_clear},
+                                     {"keep", job_keep},
+                                     {"omitted", job_omitted},
+                                     {"tee_error", job_tee_error},
+                                     {"flush", job_flush},
+                                     {"hold", job_hold},
+                                     {"lines", job_lines},
+                                     {"kill", job_kill},
+                                     {"terminate", job_terminate},
+                                     {"hangup", job_hangup},
+                                     {NULL, NULL}};
+  tide_obj_class(L, JOB_MT, methods, job_gc);
+}
+
+tide_buf *tide_job_buf(lua_State *L, int idx) {
+  tide_obj **u = luaL_checkudata(L, idx, JOB_MT);
+  if (*u == NULL) luaL_argerror(L, idx, "job already collected");
+  return &((tide_job *)*u)->buf[streamarg(L, idx + 1)];
+}

@@ -1,0 +1,47 @@
+-- C defects pinned down (issue #12, "C without a circle"): what tide.core
+-- and the host do, seen from a script.
+local h = require("tests.helper")
+
+describe("tide.core", function()
+  it("mkdir honours its mode argument (0700 under umask 022)", function()
+    local dir = h.tmpdir()
+    local lua = ("assert(require('tide.core').mkdir(%q, tonumber('700', 8)))"):format(dir .. "/d")
+    local r = h.sh(("umask 022; %s -e %s && stat -c %%a %s"):format(h.quote(h.TIDE), h.quote(lua),
+      h.quote(dir .. "/d")))
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("700\n", r.out)
+  end)
+
+  it("configure checks its fields", function()
+    local r = h.script([[
+      local core = require("tide.core")
+      core.configure({ kill_grace = 2, drain = 0.1 })
+      for _, bad in ipairs({ { kill_grace = -1 }, { drain = "x" }, { drain = 0 / 0 }, { grace = 1 } }) do
+        print((pcall(core.configure, bad)))
+      end
+      print(core.errno.EPIPE, core.errno.ENOENT)
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("false\nfalse\nfalse\nfalse\n32\t2\n", r.out)
+  end)
+end)
+
+describe("the host", function()
+  it("closes the Lua state on SIGTERM, so __gc runs, and exits 143", function()
+    local r = h.signal_run([[
+      local guard = setmetatable({}, { __gc = function()
+        local f = assert(io.open("gc-ran", "w"))
+        f:close()
+        io.stdout:write(io.open("gc-ran") and "marker\n" or "no marker\n")
+      end })
+      io.open("ready", "w"):close()
+      shell("sleep 10")
+      print("not reached", guard)
+    ]], { ready = 1, signals = { { 0.1, "TERM" } } })
+    assert.are.equal(143, r.code, r.err)
+    assert.are.equal("marker\n", r.out)
+    assert.are.equal("", r.err)
+    assert.is_true(r.secs < 3, "took " .. r.secs)
+  end)
+end)
