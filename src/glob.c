@@ -1,8 +1,9 @@
 /*
- * glob.c: core.glob(pattern), pathname expansion as the shell does it, by
- * glob(3).  A mechanism only: matches come back in the order the file
+ * glob.c (bindings): core.glob(pattern), pathname expansion as the shell does
+ * it, by glob(3).  A mechanism only: matches come back in the order the file
  * system lists them; files.lua sorts them and makes them a sequence.
  */
+#include <errno.h>
 #include <glob.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ int tide_glob(lua_State *L) {
   luaL_argcheck(L, strlen(pattern) == len, 1, "contains a NUL byte");
   glob_t g;
   memset(&g, 0, sizeof g);
+  errno = 0;
   int rc = glob(pattern, GLOB_NOSORT | GLOB_BRACE | GLOB_TILDE_CHECK, NULL, &g);
   if (rc == GLOB_NOMATCH) {
     globfree(&g);
@@ -38,11 +40,10 @@ int tide_glob(lua_State *L) {
     return 1;
   }
   if (rc != 0) {
+    int e = errno ? errno : EIO;
     globfree(&g);
     if (rc == GLOB_NOSPACE) return luaL_error(L, "not enough memory");
-    luaL_pushfail(L);
-    lua_pushfstring(L, "cannot read a directory matching '%s'", pattern);
-    return 2;
+    return tide_pusherr(L, e, "glob", pattern);
   }
   lua_pushcfunction(L, glob_push);
   lua_pushlightuserdata(L, &g);

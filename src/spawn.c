@@ -1,5 +1,5 @@
 /*
- * spawn.c: starting one process, in a session of its own.
+ * spawn.c (layer 5): starting one process, in a session of its own.
  *
  * Why vfork and not uv_spawn or posix_spawn: uv_spawn forks, and fork gets
  * slower as the parent's heap grows (a script holding 1 GiB of strings
@@ -28,11 +28,43 @@ extern char **environ;
 typedef struct child_args {
   const tide_spawn_opts *o;
   char *const *envp;
+  char *const *paths;    /* where to look for the program, in order */
+  char **sh_argv;        /* /bin/sh, the file, argv[1]...: a file with no #! */
   const sigset_t *reset; /* signals whose disposition tide changed */
   const sigset_t *mask;  /* the job's signal mask: empty */
   pid_t parent;          /* tide */
   volatile int err;      /* written by the child when it cannot exec */
 } child_args;
+
+/* Tries each candidate path as execvpe does, and gives the errno execvpe
+ * would: a file with no #! line runs through /bin/sh, as shells do; a path
+ * that is not there, or not a directory, is skipped; EACCES is kept for
+ * the end, so that a later directory can still have the program. */
+static int exec_search(child_args *c) {
+  int eacces = 0, err = ENOENT;
+  for (char *const *p = c->paths; *p; p++) {
+    execve(*p, (char *const *)c->o->argv, c->envp);
+    err = errno;
+    if (err == ENOEXEC) {
+      c->sh_argv[1] = *p;
+      execve(c->sh_argv[0], c->sh_argv, c->envp);
+      err = errno;
+    }
+    switch (err) {
+    case EACCES:
+      eacces = 1; /* FALLTHROUGH */
+    case ENOENT:
+    case ESTALE:
+    case ENOTDIR:
+    case ENODEV:
+    case ETIMEDOUT:
+      continue;
+    default:
+      return err;
+    }
+  }
+  return eacces ? EACCES : err;
+}
 
 /* Runs in the vfork child, on the parent's stack, with all signals
  * blocked: no allocation, no stdio, only system calls. */
@@ -60,9 +92,8 @@ static void __attribute__((noinline, noreturn)) child(child_args *c) {
   }
   if (o->cwd && chdir(o->cwd) < 0) goto fail;
   sigprocmask(SIG_SETMASK, c->mask, NULL);
-  /* execvpe also runs a file with no #! line through /bin/sh, as shells
-   * do. */
-  execvpe(o->argv[0], (char *const *)o->argv, c->envp);
+  c->err = exec_search(c);
+  _exit(127);
 fail:
   c->err = errno;
   _exit(127);
@@ -79,40 +110,82 @@ static int start(child_args *c, pid_t *pid) {
   if (p > 0 && c->err != 0) {
     /* The child could not exec and has exited: reap it here. */
     err = c->err;
-    while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
   }
   *pid = err ? 0 : p;
   return err;
 }
 
 /* The PATH the job is searched in: its own if opts.env set one, as
- * execvpe does for a shell and Python's subprocess does too. */
-static const char *env_path(char *const *envp) {
+ * execvpe does for a shell and Python's subprocess does too; with none,
+ * libc's default. */
+static const char *search_path(char *const *envp) {
   for (char *const *e = envp; *e; e++)
     if (strncmp(*e, "PATH=", 5) == 0) return *e + 5;
-  return NULL;
+  return "/bin:/usr/bin";
+}
+
+/* The paths execvpe would try for file, in one allocation (the array,
+ * then the strings), made here because the vfork child may not allocate.
+ * tide's own environment is never changed for the search. */
+static char **candidates(const char *file, char *const *envp) {
+  if (strchr(file, '/')) {
+    char **v = malloc(2 * sizeof *v);
+    if (v == NULL) return NULL;
+    v[0] = (char *)file;
+    v[1] = NULL;
+    return v;
+  }
+  const char *path = search_path(envp);
+  size_t n = 1, flen = strlen(file);
+  for (const char *p = path; *p; p++)
+    n += *p == ':';
+  char **v = malloc((n + 1) * sizeof *v + strlen(path) + n * (flen + 2));
+  if (v == NULL) return NULL;
+  char *at = (char *)(v + n + 1);
+  size_t i = 0;
+  for (const char *p = path;; p++) {
+    const char *end = strchrnul(p, ':');
+    size_t dlen = (size_t)(end - p);
+    v[i++] = at;
+    if (dlen > 0) { /* an empty element is the current directory */
+      memcpy(at, p, dlen);
+      at[dlen] = '/';
+      at += dlen + 1;
+    }
+    memcpy(at, file, flen + 1);
+    at += flen + 1;
+    if (*end == '\0') break;
+    p = end;
+  }
+  v[i] = NULL;
+  return v;
 }
 
 int tide_spawn(const tide_spawn_opts *o, pid_t *pid) {
   static sigset_t none;
   static pid_t self;
   if (self == 0) self = getpid();
-  child_args c = {o, o->envp ? o->envp : environ, tide_signals_changed(),
+  if (o->argv[0][0] == '\0') return ENOENT;
+  char *const *envp = o->envp ? o->envp : environ;
+  size_t argc = 0;
+  while (o->argv[argc])
+    argc++;
+  char **paths = candidates(o->argv[0], envp);
+  char **sh_argv = malloc((argc + 2) * sizeof *sh_argv);
+  if (paths == NULL || sh_argv == NULL) {
+    free(paths);
+    free(sh_argv);
+    return ENOMEM;
+  }
+  sh_argv[0] = "/bin/sh";
+  for (size_t i = 1; i <= argc; i++) /* argv[1..] and the NULL */
+    sh_argv[i + 1] = (char *)o->argv[i];
+  child_args c = {o,     envp, paths, sh_argv, tide_signals_changed(),
                   &none, self, 0};
-  const char *want = o->envp ? env_path(o->envp) : NULL;
-  const char *have = getenv("PATH");
-  if (!o->envp || (want && have && strcmp(want, have) == 0) ||
-      (!want && !have))
-    return start(&c, pid);
-  /* execvpe reads PATH from tide's environment: lend it the job's. */
-  char *saved = have ? strdup(have) : NULL;
-  if (want) setenv("PATH", want, 1);
-  else unsetenv("PATH");
   int err = start(&c, pid);
-  if (saved) setenv("PATH", saved, 1);
-  else unsetenv("PATH");
-  free(saved);
+  free(paths);
+  free(sh_argv);
   return err;
 }
 
@@ -120,7 +193,8 @@ int tide_spawn(const tide_spawn_opts *o, pid_t *pid) {
  * sets, plus the table's string and number values (false removes one). */
 char **tide_spawn_env(lua_State *L, int env) {
   size_t n = 0, k = 0;
-  for (char **e = environ; *e; e++) n++;
+  for (char **e = environ; *e; e++)
+    n++;
   lua_pushnil(L);
   while (lua_next(L, env)) {
     n++;
@@ -151,6 +225,7 @@ char **tide_spawn_env(lua_State *L, int env) {
 
 void tide_spawn_env_free(char **envp) {
   if (envp == NULL) return;
-  for (char **e = envp; *e; e++) free(*e);
+  for (char **e = envp; *e; e++)
+    free(*e);
   free(envp);
 }
