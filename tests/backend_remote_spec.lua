@@ -103,6 +103,24 @@ describe("ssh hosts", function()
     assert.are.equal(0, h.gone(h.mark("sshint"), 5))
   end)
 
+  it("remove their control sockets' private directory on Ctrl-C", function()
+    local tmp = h.tmpdir()
+    local env = { TMPDIR = tmp }
+    for k, v in pairs(ENV) do
+      env[k] = v
+    end
+    local r = h.signal_run(([[
+      local here = io.popen("pwd"):read("l")
+      pool{hosts = {"1/%s"}, ssh = %s}:map(function(i)
+        return shell("touch ready" .. i .. "; sleep 300", {cwd = here})
+      end, {1})
+    ]]):format(svc.host_a, SSH), { ready = 1, signals = { { 0.2, "INT" } }, env = env })
+    local left = h.sh("ls -A " .. h.quote(tmp)).out
+    os.execute("rm -rf " .. h.quote(tmp))
+    assert.are.equal(130, r.code, r.err)
+    assert.are.equal("", left) -- no tide-ssh-* directory
+  end)
+
   it("stop a timed-out remote job as a local one: SIGTERM, then SIGKILL after the grace", function()
     local S = h.sleeper(h.mark("sshtimeout"))
     local src = [[

@@ -431,7 +431,7 @@ describe("throttles", function()
 
   it("read the real /proc/loadavg and /proc/meminfo", function()
     local r = h.script([[
-      local control = require("tide.control")
+      local control = require("tide.run.control")
       local load, mem = control.loadavg(), control.memavailable()
       print(type(load), load >= 0, mem > 0)
       print(shell("true", { max_load = 1e6, min_free = "1k" }).ok)

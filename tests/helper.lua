@@ -19,6 +19,17 @@ local function slurp(path)
 end
 M.slurp = slurp
 
+-- Lua source that defines hwm(): tide's peak resident memory so far, in
+-- KiB.  Put before a script that checks its memory stays bounded.
+M.HWM = [[
+local function hwm()
+  for l in io.lines("/proc/self/status") do
+    local kb = l:match("^VmHWM:%s*(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+]]
+
 function M.spit(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)

@@ -57,15 +57,8 @@ local function sorted(s)
   return table.concat(t)
 end
 
--- Output features of the output issue: a case that needs one is compared
--- once tide has it; until then tide must refuse it, naming the option.
-local function tide_has(flag)
-  local r = run(q(h.TIDE), { flag, "true", ":::", "1" })
-  return r.code ~= 255, r
-end
-
 -- The table.  args: the command line after the program name; stdin;
--- exact: compare stdout in order (else sorted); needs: an output flag.
+-- exact: compare stdout in order (else sorted).
 local CASES = {
   -- syntax
   { "echo ::: a b c" , { "echo", ":::", "a", "b", "c" } },
@@ -159,18 +152,16 @@ local CASES = {
   { "a command string with no separator reads stdin", { "-j1", "tiderec {} $HOME" }, stdin = "a\nb\n" },
   { "--halt 2", { "-j1", "--halt", "2", "sh", "-c", "exit {}", ":::", "4", "0" } },
   { "--halt now,success=1", { "-j1", "--halt", "now,success=1", "tiderec", ":::", "a", "b" } },
-  -- output options (the output issue)
-  { "-k", { "-k", "-j4", "tiderec", ":::", "c", "a", "b" }, exact = true, needs = "-k" },
-  { "--tag", { "--tag", "-j1", "echo", "x", ":::", "a", "b" }, exact = true, needs = "--tag" },
-  { "--tagstring", { "--tagstring", "<{}>", "-j1", "echo", ":::", "a" }, exact = true, needs = "--tagstring" },
-  { "--line-buffer", { "--line-buffer", "tiderec", ":::", "a", "b" }, needs = "--line-buffer" },
-  { "-u", { "-u", "tiderec", ":::", "a", "b" }, needs = "-u" },
-  { "--group", { "--group", "tiderec", ":::", "a", "b" }, needs = "--group" },
+  -- output options
+  { "-k", { "-k", "-j4", "tiderec", ":::", "c", "a", "b" }, exact = true },
+  { "--tag", { "--tag", "-j1", "echo", "x", ":::", "a", "b" }, exact = true },
+  { "--tagstring", { "--tagstring", "<{}>", "-j1", "echo", ":::", "a" }, exact = true },
+  { "--line-buffer", { "--line-buffer", "tiderec", ":::", "a", "b" } },
+  { "-u", { "-u", "tiderec", ":::", "a", "b" } },
+  { "--group", { "--group", "tiderec", ":::", "a", "b" } },
 }
 
 describe("one-liners", function()
-  local available = {}
-
   describe("against GNU parallel", function()
     if not have_parallel() then
       pending("GNU parallel is not installed (scripts/setup installs it)")
@@ -178,18 +169,6 @@ describe("one-liners", function()
     end
     for _, c in ipairs(CASES) do
       it(c[1], function()
-        if c.needs then
-          if available[c.needs] == nil then
-            available[c.needs] = tide_has(c.needs)
-          end
-          if not available[c.needs] then
-            local r = run(q(h.TIDE), c[2], c.stdin)
-            assert.are.equal(255, r.code)
-            assert.truthy(r.err:find(c.needs, 1, true), r.err)
-            assert.truthy(r.err:find("not available yet", 1, true), r.err)
-            return
-          end
-        end
         local gnu = run("parallel --will-cite", c[2], c.stdin)
         local tide = run(q(h.TIDE), c[2], c.stdin)
         assert.are.equal(gnu.code, tide.code, "exit status; tide's stderr: " .. tide.err)

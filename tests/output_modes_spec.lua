@@ -111,13 +111,7 @@ describe("output = 'line'", function()
   end)
 
   it("prints a line longer than max_line in pieces, whole, in bounded memory", function()
-    local r = h.script([[
-      local function hwm()
-        for l in io.lines("/proc/self/status") do
-          local kb = l:match("^VmHWM:%s*(%d+)")
-          if kb then return tonumber(kb) end
-        end
-      end
+    local r = h.script(h.HWM .. [[
       local before = hwm()
       shell("head -c 20000000 /dev/zero | tr '\\0' x; echo; echo next", { output = "line", tag = true })
       io.stderr:write(("%d\n"):format(hwm() - before))
@@ -220,13 +214,7 @@ describe("max_output", function()
   end)
 
   it("keeps a bounded amount of memory when a huge output is captured with a limit", function()
-    local r = h.script([[
-      local function hwm()
-        for l in io.lines("/proc/self/status") do
-          local kb = l:match("^VmHWM:%s*(%d+)")
-          if kb then return tonumber(kb) end
-        end
-      end
+    local r = h.script(h.HWM .. [[
       local before = hwm()
       local r = shell("head -c 50000000 /dev/zero", { capture = true, max_output = "2M" })
       print(#r.stdout, r.omitted.stdout, (hwm() - before) < 16 * 1024)
@@ -424,13 +412,7 @@ describe("on_line", function()
   end)
 
   it("may wait inside (it runs in the task): the job is held back, not tide's memory", function()
-    local r = h.script([[
-      local function hwm()
-        for l in io.lines("/proc/self/status") do
-          local kb = l:match("^VmHWM:%s*(%d+)")
-          if kb then return tonumber(kb) end
-        end
-      end
+    local r = h.script(h.HWM .. [[
       local before, n = hwm(), 0
       shell("head -c 20000000 /dev/zero | tr '\\0' x | fold -w 999", { output = "null",
         on_line = function() n = n + 1 if n % 5000 == 0 then require("tide").sleep(0.05) end end })

@@ -143,13 +143,7 @@ describe("job output", function()
   end)
 
   it("keeps tide's memory bounded while a job prints 64 MiB", function()
-    local r = h.script([[
-      local function hwm()
-        for l in io.lines("/proc/self/status") do
-          local kb = l:match("^VmHWM:%s*(%d+)")
-          if kb then return tonumber(kb) end
-        end
-      end
+    local r = h.script(h.HWM .. [[
       local before = hwm()
       local r = shell("head -c 67108864 /dev/zero")
       io.stderr:write(("%s %d %d\n"):format(tostring(r.ok), before, hwm()))

@@ -252,7 +252,7 @@ describe("the status line", function()
     local r = h.script([[
       pool{jobs = 1, progress = true}:map(function()
         shell("true")
-        require("tide.sched").await({})
+        require("tide.run.sched").await({})
       end, { 1 })
     ]], nil, { timeout = 20 })
     assert.are.equal(2, r.code, r.err)

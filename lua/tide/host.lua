@@ -1,20 +1,21 @@
--- host.lua: what the C host asks of the Lua half: set-up before the script
--- and the exit status after it.
+-- host.lua: what the C host asks of the Lua half: set-up before the script,
+-- whether a command line is a script or a one-liner, and the exit status
+-- after it.  The top of the Lua layers: it may require anything.
+local backend = require("tide.backend")
+local cli = require("tide.cli")
 local core = require("tide.core")
+local progress = require("tide.run.progress")
+local state = require("tide.state")
+local summary = require("tide.run.summary")
+local sweep = require("tide.sweep")
+local tide = require("tide")
+local util = require("tide.util")
 
 local M = {}
 
-local EPIPE = 32
-
 -- print and io.write to a closed pipe (`tide x.lua | head`) end tide
--- quietly, as SIGPIPE ends lua; tide itself must ignore SIGPIPE because
--- jobs' stdin pipes can close under it.
-local function check_pipe(ok, msg, code)
-  if not ok and code == EPIPE then
-    core.die(core.SIGPIPE)
-  end
-  return ok, msg, code
-end
+-- quietly, as SIGPIPE ends lua (util.checked).
+local check_pipe = util.checked
 
 -- Also, while the status line is on (progress.lua), what the script and
 -- tide's Lua half write to stdout or stderr erases it first, as C's own
@@ -23,7 +24,6 @@ local function install_pipe_checks()
   local stdout, stderr, write = io.stdout, io.stderr, io.write
   local methods = getmetatable(stdout).__index
   local fwrite = methods.write
-  local progress = require("tide.progress")
   methods.write = function(f, ...)
     if f == stdout then
       if progress.on then
@@ -53,19 +53,18 @@ end
 
 -- jobs: the -j value, 0 when not given; progress: --progress (true),
 -- --no-progress (false) or neither (nil).
-function M.setup(jobs, progress)
+function M.setup(jobs, show)
   if jobs > 0 then
-    core.jobs = jobs
+    state.jobs_default = jobs
   end
   install_pipe_checks()
-  if progress == nil then
-    require("tide.progress").setup()
+  if show == nil then
+    progress.setup()
   else
-    require("tide.progress").force(progress)
+    progress.force(show)
   end
-  local tide = require("tide")
   _G.pool, _G.shell = tide.pool, tide.shell
-  for name in pairs(require("tide.sweep")) do
+  for name in pairs(sweep) do
     _G[name] = tide[name]
   end
 end
@@ -160,8 +159,8 @@ end
 -- One-liner mode: runs it and returns tide's exit status (tide.cli).
 function M.oneliner(args)
   install_pipe_checks()
-  require("tide.progress").setup()
-  return require("tide.cli").main(args)
+  progress.setup()
+  return cli.main(args)
 end
 
 -- Returns tide's exit status once the script has run to its end: 1 if a
@@ -169,16 +168,16 @@ end
 -- job's own status for fail=1, 0 for success=..., see pool.lua), except
 -- that a job failing after a halt that gave 0 makes it 1.
 function M.finish()
-  require("tide.backend").shutdown()
-  local stats = require("tide.shell").stats
+  backend.shutdown()
+  local stats = state
   local status = stats.halt_status
   if status == nil or (status == 0 and stats.failed > stats.halt_failed) then
     status = stats.failed > 0 and 1 or 0
   end
   -- the status line's final figures, then the summary if a job failed
   -- or one was asked for
-  require("tide.progress").finish()
-  require("tide.joblog").report(stats, stats.summary)
+  progress.finish()
+  summary.report(stats.summary)
   return status
 end
 

@@ -1,8 +1,9 @@
 -- tide: the public Lua API, also installed as globals by the host.
 local core = require("tide.core")
-local pool = require("tide.pool")
-local sched = require("tide.sched")
-local shell = require("tide.shell")
+local pool = require("tide.run.pool")
+local sched = require("tide.run.sched")
+local shell = require("tide.run.job")
+local sweep = require("tide.sweep")
 
 local M = {
   pool = pool.new,
@@ -13,8 +14,8 @@ local M = {
   KILLED = pool.KILLED,
 }
 
--- The sweep library (sweep.lua): range, product, fmt, quote...
-for name, f in pairs(require("tide.sweep")) do
+-- The sweep library (sweep/): range, product, fmt, quote...
+for name, f in pairs(sweep) do
   M[name] = f
 end
 

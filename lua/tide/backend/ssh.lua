@@ -13,10 +13,12 @@
 -- file cannot be read) is run again on another host, and its host is
 -- marked down if its master is gone.  Host keys are checked as ssh always
 -- does; BatchMode keeps a password prompt from hanging a sweep.
-local control = require("tide.control")
 local core = require("tide.core")
-local remote = require("tide.remote")
-local sched = require("tide.sched")
+local remote = require("tide.backend.remote")
+local sched = require("tide.run.sched")
+local sshlogin = require("tide.backend.sshlogin")
+local state = require("tide.state")
+local util = require("tide.util")
 
 local M = {}
 
@@ -37,62 +39,6 @@ local function ssh_words(opt)
   return words
 end
 
--- Parses one sshlogin: its slots (nil: the default) and login; or nil,
--- nil and why it is bad.
-function M.parse(s)
-  if type(s) ~= "string" then
-    return nil, nil, ("a host must be a string, got %s"):format(control.describe(s))
-  end
-  local n, login = s:match("^%s*(%d+)/(.*)$")
-  if n then
-    n = math.tointeger(tonumber(n))
-    if n < 1 then
-      return nil, nil, ("host '%s': the number of slots must be at least 1"):format(s)
-    end
-  else
-    login = s
-  end
-  login = login:match("^%s*(.-)%s*$")
-  if login == "" or login:find("[%z\n\t]") then
-    return nil, nil, ("host '%s': empty or malformed login"):format(s)
-  end
-  return n, login
-end
-
--- The hosts option: a non-empty list of sshlogins, or nil and what was
--- expected.  Comma-separated logins in one string are split, as -S does.
-function M.check(v)
-  local want = "a list of sshlogins such as {'4/user@node1', 'node2', ':'}"
-  if type(v) == "string" then
-    local list = {}
-    for s in v:gmatch("[^,]+") do
-      list[#list + 1] = s
-    end
-    v = list
-  end
-  if type(v) ~= "table" or #v == 0 then
-    return nil, want
-  end
-  local list = {}
-  for i, s in ipairs(v) do
-    local _, login, why = M.parse(s)
-    if not login then
-      return nil, want .. " (" .. why .. ")"
-    end
-    list[i] = s
-  end
-  return list
-end
-
--- The slots of all hosts together when a host without N/ has `each`.
-function M.capacity(hosts, each)
-  local total = 0
-  for _, s in ipairs(hosts) do
-    total = total + (M.parse(s) or each)
-  end
-  return total
-end
-
 local function hostset(hosts, each, ssh)
   local key = table.concat(hosts, ",") .. "|" .. each .. "|" .. table.concat(ssh, " ")
   local hs = hostsets[key]
@@ -101,7 +47,7 @@ local function hostset(hosts, each, ssh)
   end
   hs = { waiting = {} }
   for i, s in ipairs(hosts) do
-    local n, login = M.parse(s)
+    local n, login = sshlogin.parse(s)
     local h = { login = login, free = n or each, is_local = login == ":" }
     if not h.is_local then
       local words = {}
@@ -164,7 +110,7 @@ local function run_ssh(argv, opts)
     return nil, nil, "", msg -- out of descriptors or processes: as a failure
   end
   sched.await(job, function()
-    job:terminate(control.KILL_GRACE)
+    job:terminate(state.KILL_GRACE)
   end)
   local code, signal = job:result()
   local out, err = job:output("stdout"), job:output("stderr")
@@ -172,20 +118,11 @@ local function run_ssh(argv, opts)
   return code, signal, out, err
 end
 
-local function warn(msg)
-  io.stdout:flush()
-  io.stderr:write("tide: ", msg, "\n")
-end
+local warn = util.warn
 
--- Waits in queue (a list of tokens) until sched.complete(token); a
--- cancelled task leaves the queue.
+-- Waits in queue until its turn: sched.complete(token).
 local function wait_in(queue)
-  local token = {}
-  queue[#queue + 1] = token
-  sched.await(token, function()
-    control.remove(queue, token)
-    sched.complete(token)
-  end)
+  sched.wait_turn(queue, {})
 end
 
 local function exited(job)
@@ -208,11 +145,11 @@ local function start_master(m, h)
   m.job = job
   local delay = 0.002
   while not exited(job) do
-    local f, err = io.open(m.path)
+    local f, _, errno = io.open(m.path)
     if f then
       f:close()
     end
-    if f or not err:find("No such file", 1, true) then -- a socket cannot be opened: it is there
+    if f or errno ~= core.errno.ENOENT then -- a socket cannot be opened: it is there
       return true
     end
     sched.sleep(delay)
@@ -336,14 +273,14 @@ function M.launcher(pol, each)
     return plan
   end
 
-  -- Fixes r after the attempt; returns "lost" if the job must run again
-  -- elsewhere because its connection was lost.
+  -- How the attempt ended there (see backend/init.lua); lost = "lost" if
+  -- the job must run again elsewhere because its connection was lost.
+  -- Only ssh's 255 needs a look at the far end's status file.
   function L.finish(plan, r)
     release(hs, plan.host, plan.w)
     local h = plan.host
-    r.host = h.login
     if h.is_local or r.code ~= 255 then
-      return nil
+      return { host = h.login }
     end
     local m = masters[h.login]
     local code, signal, hangup
@@ -351,15 +288,14 @@ function M.launcher(pol, each)
       code, signal, hangup = status_of(h, plan.status)
     end
     -- a hangup tide did not ask for: the connection went
-    if (r.timed_out or not hangup) and remote.settle(r, code, signal) then
-      return nil
+    if (r.timed_out or not hangup) and (code or signal or r.timed_out) then
+      return { host = h.login, far = true, code = code, signal = signal }
     end
-    r.error = ("connection to '%s' lost"):format(h.login)
     if exited(m.job) and not h.down then
       m.state, h.down = "down", true
       warn(("host '%s' is down: its connection was lost"):format(h.login))
     end
-    return "lost"
+    return { host = h.login, error = ("connection to '%s' lost"):format(h.login), lost = "lost" }
   end
 
   function L.abandon(plan)

@@ -1,11 +1,11 @@
 -- sweep.lua: the sweep library in one table, what host.lua installs as
 -- globals and init.lua exports: generators (seq, grid, files), random
 -- search (random) and command templates (template).
-local files = require("tide.files")
-local grid = require("tide.grid")
-local random = require("tide.random")
-local seq = require("tide.seq")
-local template = require("tide.template")
+local files = require("tide.sweep.files")
+local grid = require("tide.sweep.grid")
+local random = require("tide.sweep.random")
+local seq = require("tide.sweep.seq")
+local template = require("tide.sweep.template")
 
 return {
   range = seq.range,

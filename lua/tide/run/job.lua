@@ -1,20 +1,26 @@
--- shell.lua: shell(cmd [, opts]), one job and its result.
+-- job.lua: shell(cmd [, opts]), one job, its attempts and its result.
 --
 -- A failing command is data (r.ok == false); only misuse raises.  Output is
 -- grouped by default: a job's stdout and stderr are printed as one block
 -- each when it ends, so jobs never interleave; output.lua has the other
--- modes, tags, order, per-line callbacks and results directories.
+-- modes, tags, order, per-line callbacks and results directories;
+-- result.lua builds the result table from what happened.
 --
 -- A job with no job or output options (from its own options, its map's or
 -- its pool's) and no ordered map above it takes the short path: spawn,
 -- wait, report.  The others go through run_controlled, which applies them.
 local backend = require("tide.backend")
-local control = require("tide.control")
+local control = require("tide.run.control")
 local core = require("tide.core")
-local joblog = require("tide.joblog")
-local output = require("tide.output")
-local pool = require("tide.pool")
-local sched = require("tide.sched")
+local joblog = require("tide.run.joblog")
+local options = require("tide.run.options")
+local output = require("tide.run.output")
+local pool = require("tide.run.pool")
+local result = require("tide.run.result")
+local sched = require("tide.run.sched")
+local state = require("tide.state")
+local summary = require("tide.run.summary")
+local util = require("tide.util")
 
 local M = {}
 
@@ -22,15 +28,8 @@ local M = {}
 -- before its failure stands.
 local MAX_MOVES = 5
 
--- Every job run by this tide, for the exit status and the summary.
--- slow, slow_floor: the 3 slowest, and the time a job must beat to be one.
--- outside, outside_done: jobs started and ended outside any map (progress.lua).
-M.stats = { jobs = 0, failed = 0, slow = {}, slow_floor = -1, t0 = core.now(), outside = 0, outside_done = 0 }
-
-M.KILL_GRACE = control.KILL_GRACE -- seconds between SIGTERM and SIGKILL
-
 -- The options of shell() itself; the job options (timeout, retries...) are
--- control.JOB's, also valid for pools and maps.
+-- options.JOB's, also valid for pools and maps.
 local OPTIONS = {
   capture = "boolean", check = "boolean", cwd = "string", stdin = "string",
   env = "table", slots = "slots",
@@ -70,8 +69,7 @@ local function argv_of(cmd)
   return argv
 end
 
-local quote = require("tide.sh").quote
-M.quote = quote
+local quote = util.quote
 
 -- level: 3 from run itself, 4 from the checks it calls.
 local function argerror(n, msg, level)
@@ -110,9 +108,9 @@ local function check_opts(opts)
   for k, v in pairs(opts) do
     local want = OPTIONS[k]
     if want == "slots" then
-      local w = control.slots(v)
+      local w = options.slots(v)
       if not w then
-        argerror(2, ("option 'slots' must be a whole number of at least 1, got %s"):format(control.describe(v)))
+        argerror(2, ("option 'slots' must be a whole number of at least 1, got %s"):format(util.describe(v)))
       end
       ctl = ctl or {}
       ctl.slots = w
@@ -120,8 +118,8 @@ local function check_opts(opts)
       if type(v) ~= want then
         argerror(2, ("option '%s' must be a %s, got %s"):format(k, want, type(v)))
       end
-    elseif control.JOB[k] then
-      local value, msg = control.check(k, v)
+    elseif options.JOB[k] then
+      local value, msg = options.check(k, v)
       if value == nil then
         argerror(2, msg)
       end
@@ -133,7 +131,7 @@ local function check_opts(opts)
       argerror(2, ("unknown option '%s'"):format(tostring(k)))
     end
   end
-  local why = ctl and backend.conflict(ctl)
+  local why = ctl and options.backend_conflict(ctl)
   if why then
     argerror(2, why)
   end
@@ -153,17 +151,6 @@ local function check_opts(opts)
   return opts, ctl
 end
 
-local function result_without_job(cmd, capture, msg)
-  local r = { ok = false, code = 126, cmd = cmd, elapsed = 0, error = msg, attempts = 1 }
-  local line = ("tide: cannot start %s: %s\n"):format(cmd, msg)
-  if capture then
-    r.stdout, r.stderr = "", line
-  else
-    io.stderr:write(line)
-  end
-  return r
-end
-
 -- Starts the job; when descriptors or processes run out, waits for running
 -- jobs to finish and tries again rather than failing (pool(200) under
 -- `ulimit -n 64`).  With nothing running to wait for, gives up.
@@ -176,7 +163,7 @@ local function spawn(argv, spec)
     end
     local transient = name == "EMFILE" or name == "ENFILE" or name == "EAGAIN"
     if not transient or core.running() == 0 then
-      return nil, msg
+      return nil, msg, name
     end
     sched.sleep(delay)
     delay = math.min(delay * 2, 0.2)
@@ -185,20 +172,16 @@ end
 
 -- Prints a finished job's output as one block per stream.
 local function emit(job)
-  for fd, stream in ipairs({ "stdout", "stderr" }) do
-    local ok, _, name = job:write(stream, fd)
-    if not ok and name == "EPIPE" then
-      core.die(core.SIGPIPE) -- `tide x.lua | head`: end quietly
-    end
-  end
+  util.checked(job:write("stdout", 1))
+  util.checked(job:write("stderr", 2))
 end
 
--- A running job's task is cancelled (a sibling raised, or a halt): its
--- result is never seen.  It did not succeed, so it counts as failed,
--- unless a halt stopped it on purpose.
-local function stop(rec)
-  if not M.stats.halting then
-    M.stats.failed = M.stats.failed + 1
+-- A running job's task is cancelled (a sibling raised, a halt, a stop):
+-- its result is never seen.  It did not succeed, so it counts as failed,
+-- unless it was stopped on purpose.
+local function stop(rec, reason)
+  if not state.ON_PURPOSE[reason] then
+    state.failed = state.failed + 1
   end
   control.stop_job(rec)
 end
@@ -229,24 +212,24 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
   if o then
     output.begin(o, cmdstr)
   end
-  local grace = pol.kill_grace or M.KILL_GRACE
+  local grace = pol.kill_grace or state.KILL_GRACE
   local plan
   if via then
     local why
     plan, why = via.start(argv, cmdstr, spec, pol.slots or 1, grace)
     if not plan then
-      return result_without_job(cmdstr, true, why)
+      return result.not_started(cmdstr, why)
     end
     books.via, books.plan = via, plan
     argv, spec = plan.argv, plan.spec
   end
-  local job, msg = spawn(argv, spec)
+  local job, msg, name = spawn(argv, spec)
   if not job then
     if plan then
       books.plan = nil
       via.abandon(plan)
     end
-    return result_without_job(cmdstr, true, msg)
+    return result.not_started(cmdstr, msg, name)
   end
   local rec = { job = job, grace = grace, t0 = core.now(), cmd = cmdstr, remote = plan and plan.remote }
   local rt
@@ -265,8 +248,8 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
     rec.min_free = pol.min_free
     control.watch_memory(rec)
   end
-  local function on_cancel()
-    stop(rec)
+  local function on_cancel(reason)
+    stop(rec, reason)
     if plan then
       via.cancel(plan, grace)
     end
@@ -278,20 +261,16 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
   end
   control.forget(rec, rt)
   books.rec, books.rt = nil, nil
-  local code, signal, elapsed = job:result()
-  local r = {
-    ok = code == 0 and not rec.timed_out, code = code, signal = signal, cmd = cmdstr,
-    pid = job:pid(), elapsed = elapsed, timed_out = rec.timed_out,
-  }
-  r.user, r.sys, r.maxrss = job:usage()
+  local r = result.of_job(job, cmdstr, rec.timed_out)
   local lost
   if plan then
     books.plan = nil
-    lost = via.finish(plan, r)
-    r.ok = r.code == 0 and not rec.timed_out
+    local facts = via.finish(plan, r)
+    result.from_far_end(r, facts)
+    lost = facts.lost
   end
   if rt and r.ok then
-    control.add_runtime(rt, elapsed)
+    control.add_runtime(rt, r.elapsed)
   end
   return r, job, rec.mem_killed or lost
 end
@@ -319,9 +298,9 @@ end
 local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   local p = t and t.pool
   local ctx = p or M.main
-  local stats = M.stats
+  local stats = state
   if pol.joblog or pol.dry_run or pol.resume then
-    local done = joblog.before(pol, cmdstr, opts, stats)
+    local done = joblog.before(pol, cmdstr, opts)
     if done then
       return done
     end
@@ -373,7 +352,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
     else
       n = n + 1
       if tries then
-        tries[n] = { cmd = cmdstr, code = r.code, signal = r.signal, elapsed = r.elapsed, timed_out = r.timed_out }
+        tries[n] = result.outline(r)
       end
       if r.ok or n > retries then
         break
@@ -382,7 +361,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
         if job then
           r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
         end
-        r.attempts, r.tries = n, tries
+        result.attempts(r, n, tries)
         local nargv, ncmd = next_command(pol.retry(r, n), argv, cmdstr, opts)
         if not nargv then
           break
@@ -405,20 +384,19 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       end
       output.finish(job, o, r)
     elseif capture then
-      r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
+      result.captured(r, job:output("stdout"), job:output("stderr"))
     else
       r.stdout, r.stderr = nil, nil
       emit(job)
     end
     job:release()
+  elseif o then
+    output.not_started(o, r)
   elseif not capture then
-    io.stderr:write(r.stderr)
+    util.checked(core.write(2, r.stderr))
     r.stdout, r.stderr = nil, nil
   end
-  r.attempts, r.tries = n, tries
-  if requeued > 0 then
-    r.requeued = requeued
-  end
+  result.attempts(r, n, tries, requeued)
   if o and o.res then
     output.record(o, r, argv)
   end
@@ -461,7 +439,7 @@ function M.run(cmd, opts)
       pol = ctl and setmetatable(ctl, { __index = defaults }) or defaults
     end
   end
-  local stats = M.stats
+  local stats = state
   if not st then
     stats.outside = stats.outside + 1
   end
@@ -470,21 +448,21 @@ function M.run(cmd, opts)
     r = run_controlled(argv, cmdstr, opts, spec, pol or EMPTY, t)
   else
     stats.jobs = stats.jobs + 1
-    local job, msg = spawn(argv, spec)
+    local job, msg, name = spawn(argv, spec)
     if not job then
-      r = result_without_job(cmdstr, opts.capture, msg)
+      r = result.not_started(cmdstr, msg, name)
+      if not opts.capture then
+        util.checked(core.write(2, r.stderr))
+        r.stdout, r.stderr = nil, nil
+      end
     else
-      sched.await(job, function()
-        stop({ job = job, grace = M.KILL_GRACE })
+      sched.await(job, function(reason)
+        stop({ job = job, grace = state.KILL_GRACE }, reason)
       end)
-      local code, signal, elapsed = job:result()
-      r = {
-        ok = code == 0, code = code, signal = signal, cmd = cmdstr,
-        pid = job:pid(), elapsed = elapsed, attempts = 1,
-      }
-      r.user, r.sys, r.maxrss = job:usage()
+      r = result.of_job(job, cmdstr)
+      r.attempts = 1
       if opts.capture then
-        r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
+        result.captured(r, job:output("stdout"), job:output("stderr"))
       else
         emit(job)
       end
@@ -494,10 +472,10 @@ function M.run(cmd, opts)
   if not r.ok then
     if not r.resumed then
       stats.failed = stats.failed + 1
-      joblog.note(stats, r)
+      summary.note(r)
     end
   elseif r.elapsed > stats.slow_floor and not (r.resumed or r.dry_run) then
-    joblog.note(stats, r)
+    summary.note(r)
   end
   if not st then
     stats.outside_done = stats.outside_done + 1
@@ -507,9 +485,7 @@ function M.run(cmd, opts)
     observe(r) -- a halting map counts it
   end
   if not r.ok and opts.check then
-    local why = r.timed_out and "timed out" or r.signal and ("killed by " .. r.signal)
-      or ("exit code " .. tostring(r.code))
-    error(("shell: command failed (%s): %s"):format(why, r.cmd), 2)
+    error(("shell: command failed (%s): %s"):format(result.why(r), r.cmd), 2)
   end
   return r
 end

@@ -11,6 +11,8 @@
 -- Where it can, a sequence also knows its length (s._len(), shown as #s)
 -- and its i-th item without a pass (s._at(i)): sample() draws k items of a
 -- 10^9-item product with k look-ups instead of a billion pulls.
+local util = require("tide.util")
+
 local M = {}
 
 local methods = {}
@@ -47,14 +49,8 @@ function M.new(iter, len, at, oneshot)
   return setmetatable({ _iter = iter, _len = len, _at = at, oneshot = oneshot }, Seq)
 end
 
-local function callable(x)
-  if type(x) == "function" then
-    return true
-  end
-  local mt = getmetatable(x)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-M.callable = callable
+local callable = util.callable
+
 
 -- Sequence-like: ours, or any object following the __iter protocol.
 function M.is_seq(x)

@@ -1,7 +1,8 @@
 -- grid.lua: product (every combination, GNU parallel's `::: a ::: b`),
 -- grid (the same over named lists) and zip (lists in lockstep, parallel's
 -- --link), all lazy: the combinations are made as they are pulled.
-local seq = require("tide.seq")
+local seq = require("tide.sweep.seq")
+local util = require("tide.util")
 
 local M = {}
 
@@ -15,7 +16,7 @@ local function table_form(...)
     return false
   end
   local t = ...
-  if type(t) ~= "table" or seq.is_seq(t) or seq.callable(t) then
+  if type(t) ~= "table" or seq.is_seq(t) or util.callable(t) then
     return false
   end
   local first = t[1]

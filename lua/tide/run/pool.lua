@@ -13,19 +13,22 @@
 -- A map may halt (GNU parallel's --halt): it counts the results of the
 -- jobs its tasks run, and once the condition holds it starts no new item
 -- ("soon"), or also cancels the running ones ("now").
-local control = require("tide.control")
-local core = require("tide.core")
-local output = require("tide.output")
-local progress = require("tide.progress")
-local sched = require("tide.sched")
+local options = require("tide.run.options")
+local output = require("tide.run.output")
+local progress = require("tide.run.progress")
+local result = require("tide.run.result")
+local sched = require("tide.run.sched")
+local sshlogin = require("tide.backend.sshlogin")
+local state = require("tide.state")
+local util = require("tide.util")
 
 local M = {}
 
 local Pool = {}
 Pool.__index = Pool
-Pool.__name = "tide.pool"
+Pool.__name = "tide.run.pool"
 
-local describe, callable = control.describe, control.callable
+local describe, callable = util.describe, util.callable
 
 -- What map puts in place of a result fn never gave because of a halt.
 local function sentinel(name, fields)
@@ -53,10 +56,6 @@ local function check_jobs(n, fname, what, level)
   return n
 end
 
-function M.default_jobs()
-  return core.jobs or core.cpus()
-end
-
 -- Checks the job options and halt of a pool or map options table; returns
 -- the job options (nil if none) and the halt spec.
 local function check_options(opts, fname, argn, extra)
@@ -65,21 +64,21 @@ local function check_options(opts, fname, argn, extra)
   end
   local jobopts, halt
   for k, v in pairs(opts) do
-    if control.JOB[k] then
-      local value, msg = control.check(k, v)
+    if options.JOB[k] then
+      local value, msg = options.check(k, v)
       if value == nil then
         fail(msg)
       end
       jobopts = jobopts or {}
       jobopts[k] = value
     elseif k == "halt" then
-      local spec, want = control.halt(v)
+      local spec, want = options.halt(v)
       if spec == nil then
         fail(("option 'halt' must be %s, got %s"):format(want, describe(v)))
       end
       halt = spec
     elseif k == "order" then
-      local order, msg = control.order(v)
+      local order, msg = options.order(v)
       if not order then
         fail(msg)
       end
@@ -87,7 +86,7 @@ local function check_options(opts, fname, argn, extra)
       fail(("unknown option %s"):format(describe(k)))
     end
   end
-  local why = jobopts and require("tide.backend").conflict(jobopts, fname == "pool")
+  local why = jobopts and options.backend_conflict(jobopts, fname == "pool")
   if why then
     fail(why)
   end
@@ -98,7 +97,7 @@ end
 function M.new(arg)
   local n, jobopts, halt
   if arg == nil then
-    n = M.default_jobs()
+    n = state.default_jobs()
   elseif type(arg) == "table" then
     jobopts, halt = check_options(arg, "pool", 1, { jobs = true, order = true, summary = true, progress = true })
     if arg.progress ~= nil then
@@ -113,20 +112,20 @@ function M.new(arg)
         error(("bad argument #1 to 'pool' (option 'summary' must be a boolean, got %s)")
           :format(describe(arg.summary)), 2)
       end
-      require("tide.shell").stats.summary = arg.summary or nil
+      state.summary = arg.summary or nil
     end
-    n = arg.jobs == nil and M.default_jobs() or check_jobs(arg.jobs, "pool", "jobs", 3)
+    n = arg.jobs == nil and state.default_jobs() or check_jobs(arg.jobs, "pool", "jobs", 3)
     if jobopts and jobopts.hosts then
       -- GNU parallel's -j is per host: a host without N/ gets n slots
       jobopts.hosts_each = n
-      n = require("tide.ssh").capacity(jobopts.hosts, n)
+      n = sshlogin.capacity(jobopts.hosts, n)
     end
   else
     n = check_jobs(arg, "pool", "size", 3)
   end
   return setmetatable({
     size = n, used = 0, queue = {}, grow = {}, jobopts = jobopts, halt = halt or nil,
-    order = type(arg) == "table" and control.order(arg.order) or nil,
+    order = type(arg) == "table" and options.order(arg.order) or nil,
   }, Pool)
 end
 
@@ -161,19 +160,22 @@ local function puller(list)
   end, total
 end
 
-local remove = control.remove
+local remove = util.remove
 
-local function cancel_tasks(st)
+-- reason: why, for whoever counts the jobs these tasks run (sched.cancel).
+local function cancel_tasks(st, reason)
   for t in pairs(st.tasks) do
-    sched.cancel(t)
+    sched.cancel(t, reason)
   end
 end
 
-local function fail(st, msg)
+-- st fails: a task raised, or the task that called map was cancelled
+-- (reason: why, passed on to st's tasks).
+local function fail(st, msg, reason)
   if not st.err then
     st.err = msg
     remove(st.pool.queue, st)
-    cancel_tasks(st)
+    cancel_tasks(st, reason or "error")
   end
 end
 
@@ -192,13 +194,13 @@ local fill
 local function halt_now(st, spec, r)
   st.halted = spec.text
   remove(st.pool.queue, st)
-  local stats = require("tide.shell").stats
+  local stats = state
   if stats.halt_status == nil then
     stats.halt_failed = stats.failed
     -- GNU parallel's rule: fail=1 and done=1 give the job's own status
     local status
     if spec.count == 1 and spec.kind ~= "success" then
-      status = control.status_of(r)
+      status = result.status(r)
     elseif spec.kind == "success" then
       status = 0
     else
@@ -212,17 +214,14 @@ local function halt_now(st, spec, r)
   local items = others == 1 and "item" or "items"
   local tail = ""
   if spec.when == "now" then
-    stats.halting = true -- what this stops does not count as failed
-    cancel_tasks(st)
-    stats.halting = false
+    cancel_tasks(st, "halt") -- what this stops does not count as failed
     if others > 0 then
       tail = ("; stopping %d running %s"):format(others, items)
     end
   elseif others > 0 then
     tail = ("; starting no more items, waiting for %d running %s"):format(others, items)
   end
-  io.stdout:flush()
-  io.stderr:write(("tide: halt %s: this job %s: %s%s\n"):format(spec.text, why, r.cmd, tail))
+  util.warn(("halt %s: this job %s: %s%s"):format(spec.text, why, r.cmd, tail))
   maybe_finish(st)
 end
 
@@ -280,8 +279,7 @@ local function fits(pool, w)
 end
 
 local function oversize(what, w, size)
-  io.stdout:flush()
-  io.stderr:write(("tide: %s needs %d slots but the pool has %d: running it alone\n"):format(what, w, size))
+  util.warn(("%s needs %d slots but the pool has %d: running it alone"):format(what, w, size))
 end
 
 local function on_done(t, ok, value, tb)
@@ -345,7 +343,7 @@ local function weigh(st, item)
     return weight
   end
   local ok, v = pcall(weight, item)
-  local w = ok and control.slots(v)
+  local w = ok and options.slots(v)
   if not w then
     fail(st, ok and ("map: the slots function returned %s for item %d (a whole number of at "
       .. "least 1 expected)"):format(describe(v), st.n + 1)
@@ -429,16 +427,9 @@ function M.acquire(t, w, cmd)
   -- and want more would wait for one another forever.
   pool.used = pool.used - base
   t.held = 0
-  local req = { w = w, task = t }
-  pool.grow[#pool.grow + 1] = req
-  fill(pool)
-  if t.held == 0 then
-    sched.await(req, function()
-      remove(pool.grow, req)
-      sched.complete(req)
-      fill(pool)
-    end)
-  end
+  sched.wait_turn(pool.grow, { w = w, task = t }, function()
+    fill(pool)
+  end)
   return function()
     pool.used = pool.used - (t.held - base)
     t.held = base
@@ -482,11 +473,11 @@ function Pool:map(fn, list, opts)
       halt = own_halt
     end
     if opts.order ~= nil then
-      order = control.order(opts.order)
+      order = options.order(opts.order)
     end
     weight = opts.slots
     if weight ~= nil and not callable(weight) then
-      weight = control.slots(weight)
+      weight = options.slots(weight)
       if not weight then
         error(("bad argument #3 to 'map' (option 'slots' must be a whole number of at least 1 or a "
           .. "function(item) returning one, got %s)"):format(describe(opts.slots)), 2)
@@ -506,7 +497,10 @@ function Pool:map(fn, list, opts)
   }
   st.observe = observer(st, caller)
   if not caller then
-    progress.map(st) -- the status line counts the main chunk's maps
+    -- the status line counts the main chunk's maps
+    progress.map(function()
+      return st.n - st.active, st.total or ((st.exhausted or st.done) and st.n), st.done
+    end)
   end
   st.outer = caller and caller.out
   if order == "input" then
@@ -524,8 +518,8 @@ function Pool:map(fn, list, opts)
   end
   fill(self)
   maybe_finish(st)
-  sched.await(st, function()
-    fail(st, "map: cancelled")
+  sched.await(st, function(reason)
+    fail(st, "map: cancelled", reason)
     maybe_finish(st)
   end)
   if lend then

@@ -1,12 +1,12 @@
 -- joblog.lua: run bookkeeping.  The job log (GNU parallel's --joblog
--- format), resuming from it keyed on content, dry runs, and the summary
--- printed at the end of a run.
+-- format), resuming from it keyed on content, and dry runs.
 --
--- shell.lua calls before() for a job whose options set joblog, resume or
--- dry_run (a result means: do not run it) and after() once it has ended;
--- note() with every final result.
-local control = require("tide.control")
+-- run.job calls before() for a job whose options set joblog, resume or
+-- dry_run (a result means: do not run it) and after() once it has ended.
 local core = require("tide.core")
+local result = require("tide.run.result")
+local state = require("tide.state")
+local util = require("tide.util")
 
 local M = {}
 
@@ -18,8 +18,7 @@ local logs = {}
 -- Job numbers of jobs run outside any map.
 local seq = 0
 
-local quote = require("tide.sh").quote
-local signal_number = control.signum
+local quote = util.quote
 
 -- The Command column, which is also the resume key: the command itself,
 -- with tabs, newlines and backslashes escaped, and when the job was given
@@ -98,10 +97,10 @@ local function open(path, resume)
 end
 
 -- nil to run the job; else the result to give without running it.
-function M.before(pol, cmdstr, opts, stats)
+function M.before(pol, cmdstr, opts)
   if pol.dry_run then
     io.stdout:write(cmdstr, "\n")
-    return { ok = true, dry_run = true, code = 0, cmd = cmdstr, elapsed = 0, attempts = 0 }
+    return result.dry_run(cmdstr)
   end
   local resume = pol.resume
   if resume and not pol.joblog then
@@ -118,15 +117,12 @@ function M.before(pol, cmdstr, opts, stats)
   if not e then
     return nil
   end
-  local ok = e.code == 0 and e.signal == 0
-  if not ok and resume == "failed" then
+  local r = result.resumed(cmdstr, e)
+  if not r.ok and resume == "failed" then
     return nil
   end
-  stats.resumed = (stats.resumed or 0) + 1
-  return {
-    ok = ok, code = e.signal == 0 and e.code or nil, signal = e.signal ~= 0 and core.signame(e.signal) or nil,
-    cmd = cmdstr, elapsed = e.elapsed, attempts = 0, resumed = true,
-  }
+  state.resumed = state.resumed + 1
+  return r
 end
 
 -- Writes and flushes the log line of a job that ended with r.
@@ -140,89 +136,12 @@ function M.after(pol, r, cmdstr, opts, t)
   local elapsed = r.elapsed or 0
   local key = M.key(cmdstr, opts)
   local code = r.code or 0
-  local sig = signal_number(r.signal)
-  if r.timed_out and sig == 0 then
-    sig = 15
-  end
+  local sig = result.logged_signal(r)
   -- Host: the sshlogin that ran it, ":" for this machine, as GNU parallel
   log.f:write(("%d\t%s\t%.3f\t%.3f\t0\t0\t%d\t%d\t%s\n")
     :format(n, r.host or ":", core.time() - elapsed, elapsed, math.tointeger(code) or -1, sig, key))
   log.f:flush()
   log.done[key] = { code = code, signal = sig, elapsed = elapsed }
-end
-
----------------------------------------------------------------------------
--- The summary
-
-local MAX_FAILS = 5
-
--- Every final result of a job that ran: keeps the 3 slowest and the first
--- failures.  shell.lua calls it for a result slower than stats.slow_floor
--- or failed.
-function M.note(stats, r)
-  if not r.ok then
-    local fails = stats.fails
-    if not fails then
-      fails = {}
-      stats.fails = fails
-    end
-    if #fails < MAX_FAILS then
-      fails[#fails + 1] = { cmd = r.cmd, code = r.code, signal = r.signal, timed_out = r.timed_out }
-    end
-  end
-  local e = r.elapsed
-  if e and e > stats.slow_floor then
-    local slow = stats.slow
-    slow[#slow + 1] = { cmd = r.cmd, elapsed = e }
-    table.sort(slow, function(a, b)
-      return a.elapsed > b.elapsed
-    end)
-    slow[4] = nil
-    if #slow == 3 then
-      stats.slow_floor = slow[3].elapsed
-    end
-  end
-end
-
-local function why(f)
-  if f.timed_out then
-    return "timed out"
-  elseif f.signal then
-    return f.signal
-  end
-  return "exit " .. tostring(f.code)
-end
-
--- The summary lines for stats.
-local function summary(stats)
-  local w = {}
-  local ran = stats.jobs
-  local failed = stats.failed
-  w[#w + 1] = ("tide: summary: %d jobs run, %d succeeded, %d failed, %d skipped by resume, %.3fs wall time\n")
-    :format(ran, math.max(ran - failed, 0), failed, stats.resumed or 0, core.now() - stats.t0)
-  for _, f in ipairs(stats.fails or {}) do
-    w[#w + 1] = ("tide:   failed (%s): %s\n"):format(why(f), f.cmd)
-  end
-  if failed > #(stats.fails or {}) and stats.fails then
-    w[#w + 1] = ("tide:   ... and %d more failed\n"):format(failed - #stats.fails)
-  end
-  for i, s in ipairs(stats.slow) do
-    w[#w + 1] = ("tide:   slowest #%d: %.3fs %s\n"):format(i, s.elapsed, s.cmd)
-  end
-  return table.concat(w)
-end
-
--- At the end of a run, on stderr: when a job failed, the line `tide: N of
--- M jobs failed` and the summary; else the summary if it was asked for
--- (requested, or TIDE_SUMMARY=1).
-function M.report(stats, requested)
-  local failed = stats.failed > 0
-  if not (failed or requested or os.getenv("TIDE_SUMMARY") == "1") then
-    return
-  end
-  io.stdout:flush()
-  io.stderr:write(failed and ("tide: %d of %d jobs failed\n"):format(stats.failed, stats.jobs) or "",
-    summary(stats))
 end
 
 return M

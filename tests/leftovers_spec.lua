@@ -1,4 +1,5 @@
--- Runs last (files run in name order): nothing any test started outlives it.
+-- The suite's last test (a ctest cleanup fixture every spec requires, see
+-- CMakeLists.txt): nothing any test started outlives it.
 local h = require("tests.helper")
 
 describe("after the whole suite", function()

@@ -8,6 +8,7 @@
 -- loop itself until its object completes, so pools nest and shell() works
 -- anywhere.
 local core = require("tide.core")
+local util = require("tide.util")
 
 local M = {}
 
@@ -101,16 +102,18 @@ end
 
 -- Stops a task: it is never resumed again.  on_cancel, given by whatever it
 -- waits for, makes that thing end soon (kill the job, cancel the submap),
--- after which the task is closed and reported as cancelled.
-function M.cancel(t)
+-- after which the task is closed and reported as cancelled.  reason says
+-- why ("halt", "stop", "error"), and on_cancel gets it: whoever counts
+-- jobs decides from it whether a stopped job failed.
+function M.cancel(t, reason)
   if t.cancelled then
     return
   end
-  t.cancelled = true
+  t.cancelled = reason or "error"
   local on_cancel = t.on_cancel
   if on_cancel then
     t.on_cancel = nil
-    on_cancel()
+    on_cancel(t.cancelled)
   end
 end
 
@@ -222,7 +225,7 @@ function M.await_news(obj, on_cancel)
   local t = current
   if t and coroutine.running() == t.co then
     if t.cancelled and on_cancel then
-      on_cancel()
+      on_cancel(t.cancelled)
       on_cancel = nil
     end
     waiters[obj] = t
@@ -243,6 +246,24 @@ function M.await_news(obj, on_cancel)
   end
   noted[obj] = nil
   return false
+end
+
+-- Waits for a turn in queue (an array of tokens): whoever serves the
+-- queue completes a token (M.complete) when its turn comes.  serve(), if
+-- given, is called at once (the turn may come now) and again when a
+-- cancelled task leaves the queue, so the next one may go.
+function M.wait_turn(queue, token, serve)
+  queue[#queue + 1] = token
+  if serve then
+    serve()
+  end
+  M.await(token, function()
+    util.remove(queue, token)
+    M.complete(token)
+    if serve then
+      serve()
+    end
+  end)
 end
 
 -- Sleeps the calling task (or the whole script, from the main chunk).

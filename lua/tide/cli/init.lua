@@ -1,17 +1,20 @@
--- cli.lua: one-liners, GNU parallel's command line on tide's pool.
+-- cli/init.lua: one-liners, GNU parallel's command line on tide's pool.
 --
 --   tide [options] [command [args]] ::: a b ::: x y :::: file :::+ 1 2
 --
--- main.c decides that a command line is a one-liner (see its
--- oneliner_mode) and hands the arguments here.  Everything is built from
+-- host.lua decides that a command line is a one-liner (is_oneliner) and
+-- hands the arguments here.  Everything is built from
 -- the Lua half: inputs become a list of jobs, each job a command made
 -- with template.fmt (or template.argv with -q), run by pool():map with
 -- shell().  Options whose machinery is not built say so and exit 255.
 local core = require("tide.core")
-local pool = require("tide.pool")
-local progress = require("tide.progress")
-local shell = require("tide.shell")
-local template = require("tide.template")
+local options = require("tide.run.options")
+local pool = require("tide.run.pool")
+local progress = require("tide.run.progress")
+local shell = require("tide.run.job")
+local state = require("tide.state")
+local summary = require("tide.run.summary")
+local template = require("tide.sweep.template")
 
 local M = {}
 
@@ -40,7 +43,6 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --timeout S|P%   --retries N   --halt now|soon,fail|success|done=N|P%
   --delay S   --load L   --memfree SIZE   --workdir DIR   --env VAR
   -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
-              (output options: need tide's output modes)
   --joblog FILE   --resume   --resume-failed   --summary
   --progress (or --bar, --eta)   the status line on stderr, even if not a tty
   --no-progress   no status line (default: only when stderr is a terminal)
@@ -532,43 +534,30 @@ local function context_replace(tpl, item, i)
 end
 
 ---------------------------------------------------------------------------
--- Output options: the output issue's pool options, when they exist.
-
-local function supported(key, value)
-  local ok, msg = pcall(pool.new, { jobs = 1, [key] = value })
-  return ok or not tostring(msg):find("unknown option", 1, true)
-end
+-- Output options, as pool options
 
 local function output_options(o, expand_raw)
   local opts = {}
-  local function want(flag, key, value)
-    if not supported(key, value) then
-      die("option '%s' is not available yet (needs the output option '%s' of pool(), not built)", flag, key)
-    end
-    opts[key] = value
-  end
   if o["-k"] then
-    want("-k", "order", "input")
+    opts.order = "input"
   end
   if o.tagstring then
-    want("--tagstring", "tag", function(item, i)
+    opts.tag = function(item, i)
       return expand_raw(o.tagstring, item, i)
-    end)
+    end
   elseif o["--tag"] then
-    want("--tag", "tag", function(item, i)
+    opts.tag = function(item, i)
       return expand_raw("{}", item, i)
-    end)
+    end
   end
   if o["--line-buffer"] then
-    want("--line-buffer", "output", "line")
+    opts.output = "line"
   elseif o["-u"] then
-    want("-u", "output", "ungroup")
+    opts.output = "ungroup"
   elseif o["--group"] then
-    want("--group", "output", "group")
+    opts.output = "group"
   end
-  if o.results then
-    want("--results", "results", o.results)
-  end
+  opts.results = o.results
   return opts
 end
 
@@ -832,12 +821,12 @@ local function run(o)
     free[slot] = nil
   end, jobs)
 
-  local stats = shell.stats
+  local stats = state
   progress.finish()
-  require("tide.joblog").report(stats, o["--summary"] or stats.summary)
+  summary.report(o["--summary"] or stats.summary)
   local status = math.min(stats.failed, 101)
   if stats.halt_status ~= nil and popts.halt then
-    local spec = require("tide.control").halt(popts.halt)
+    local spec = options.halt(popts.halt)
     if spec and spec.count == 1 and spec.kind ~= "success" then
       status = stats.halt_status
     elseif spec and spec.pct and spec.kind == "fail" and type(jobs) == "table" then

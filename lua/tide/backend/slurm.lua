@@ -15,8 +15,9 @@
 -- starts (no allocation, bad options), its own exit code and messages are
 -- the result.
 local core = require("tide.core")
-local remote = require("tide.remote")
-local sched = require("tide.sched")
+local remote = require("tide.backend.remote")
+local sched = require("tide.run.sched")
+local util = require("tide.util")
 
 local M = {}
 
@@ -28,11 +29,7 @@ local function status_dir()
     return rundir
   end
   local base = os.getenv("TIDE_SLURM_DIR") or ((os.getenv("HOME") or "/tmp") .. "/.cache/tide")
-  local path = ""
-  for part in base:gmatch("[^/]+") do
-    path = path .. "/" .. part
-    core.mkdir(path, tonumber("700", 8)) -- an existing one is fine
-  end
+  util.mkdir_p(base, tonumber("700", 8)) -- an existing one is fine
   for _ = 1, 10 do
     local d = ("%s/slurm-%x"):format(base, math.random(1 << 40))
     if core.mkdir(d, tonumber("700", 8)) then
@@ -43,13 +40,9 @@ local function status_dir()
   error(("tide: cannot create a directory for Slurm status files in %s (set TIDE_SLURM_DIR)"):format(base), 0)
 end
 
-local function slurp(path)
-  local f = io.open(path)
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
+-- A status file's content; the file is removed.
+local function take(path)
+  local s = util.slurp(path)
   os.remove(path)
   return s
 end
@@ -77,12 +70,12 @@ function M.launcher(pol)
     return plan
   end
 
-  function L.finish(plan, r)
+  function L.finish(plan)
     plan.ended = true
-    r.host = "slurm"
-    -- the wrapper writes a status for every end; none: srun itself failed
-    remote.settle(r, remote.decode(slurp(plan.status)))
     os.remove(plan.status .. ".id")
+    -- the wrapper writes a status for every end; none: srun itself failed
+    local code, signal = remote.decode(take(plan.status))
+    return { host = "slurm", far = true, code = code, signal = signal }
   end
 
   function L.abandon(plan)

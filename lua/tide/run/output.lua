@@ -16,28 +16,17 @@
 -- that ran the map may print too); otherwise their output waits in one
 -- store shared by all maps (a tide_buf: 1 MiB in memory, then a temporary
 -- file), and the job itself is released at once.
-local control = require("tide.control")
 local core = require("tide.core")
 local json = require("tide.json")
-local sched = require("tide.sched")
+local result = require("tide.run.result")
+local sched = require("tide.run.sched")
+local util = require("tide.util")
 
 local M = {}
 
 local STREAMS = { "stdout", "stderr" } -- index = tide's descriptor for it
 
--- A write to tide's stdout failing with EPIPE (`tide x.lua | head`) ends
--- tide quietly, as SIGPIPE would.
-local function checked(ok, msg, name)
-  if not ok and name == "EPIPE" then
-    core.die(core.SIGPIPE)
-  end
-  return ok, msg
-end
-
-local function warn(msg)
-  io.stdout:flush()
-  io.stderr:write("tide: ", msg, "\n")
-end
+local checked, warn = util.checked, util.warn
 
 ---------------------------------------------------------------------------
 -- Order
@@ -198,25 +187,11 @@ local function words(v, seen)
   seen[v] = nil
   return table.concat(parts, " ")
 end
-M.words = words
 
 ---------------------------------------------------------------------------
 -- Results directories
 
 local dirs = {}
-
-local function mkdir_p(path)
-  local pos = 2
-  while true do
-    local slash = path:find("/", pos, true)
-    if not slash then
-      break
-    end
-    core.mkdir(path:sub(1, slash - 1))
-    pos = slash + 1
-  end
-  return core.mkdir(path)
-end
 
 -- The state of a results directory, made on first use in this run: its
 -- index file is started afresh then, and appended to as jobs end.
@@ -225,9 +200,9 @@ local function results_dir(dir)
   if d then
     return d
   end
-  local ok, msg = mkdir_p(dir)
+  local ok, msg = util.mkdir_p(dir)
   if not ok then
-    error("shell: results: cannot create directory " .. msg, 0)
+    error(("shell: results: cannot create directory %s (%s)"):format(dir, msg), 0)
   end
   local f, err = io.open(dir .. "/results.jsonl", "wb")
   if not f then
@@ -259,7 +234,7 @@ local function results_slot(dir, t)
   local path = dir .. "/" .. key
   local ok, msg = core.mkdir(path)
   if not ok then
-    error("shell: results: cannot create directory " .. msg, 0)
+    error(("shell: results: cannot create directory %s (%s)"):format(path, msg), 0)
   end
   return { d = d, path = path, i = t and t.index, item = t and t.item }
 end
@@ -285,7 +260,7 @@ end
 function M.record(o, r, argv)
   local res = o.res
   local path = res.path
-  spit(path .. "/exit", control.status_of(r) .. "\n")
+  spit(path .. "/exit", result.status(r) .. "\n")
   local item = res.item
   if item ~= nil and not pcall(json.encode, item) then
     item = tostring(item)
@@ -528,17 +503,33 @@ function M.follow(job, o, on_cancel)
   end
 end
 
+-- The job could not start: its message (r.stderr) goes where its stderr
+-- would have gone; r keeps it only in capture mode.
+function M.not_started(o, r)
+  local line = r.stderr
+  if o.mode ~= "capture" then
+    r.stdout, r.stderr = nil, nil
+  end
+  if o.res then
+    spit(o.res.path .. "/stderr", line)
+  end
+  local s = o.spec.stderr
+  if o.mode == "null" or s == "null" or o.mode == "capture" then
+    return
+  end
+  if o.prefix then
+    line = o.prefix .. line
+  end
+  io.stdout:flush()
+  checked(core.write(2, line))
+end
+
 -- The job's last attempt has ended: its output goes where its mode says;
 -- r gets what capture keeps.
 function M.finish(job, o, r)
   local mode = o.mode
   if mode == "capture" then
-    r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
-    local a, b = job:omitted("stdout"), job:omitted("stderr")
-    if a + b > 0 then
-      r.truncated = true
-      r.omitted = { stdout = a, stderr = b }
-    end
+    result.captured(r, job:output("stdout"), job:output("stderr"), job:omitted("stdout"), job:omitted("stderr"))
   elseif mode == "group" or (mode == "line" and o.holding) then
     emit(job, o)
   end
@@ -552,6 +543,4 @@ function M.finish(job, o, r)
   end
 end
 
-M.checked = checked
-M.MODES = control.OUTPUT_MODES
 return M

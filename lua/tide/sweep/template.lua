@@ -9,7 +9,7 @@
 -- Only a well-formed placeholder is replaced; any other brace (awk's
 -- '{print $1}', a shell's { ...; }) is left as it is, and {{name}} writes a
 -- literal {name}.
-local sh = require("tide.sh")
+local sh = require("tide.util") -- quote
 
 local M = {}
 

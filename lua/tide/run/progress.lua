@@ -23,7 +23,8 @@
 -- later), and a map over an iterator has none until the iterator ends,
 -- meanwhile the line gives the count and no ETA.
 local core = require("tide.core")
-local sched = require("tide.sched")
+local sched = require("tide.run.sched")
+local state = require("tide.state")
 
 local M = {}
 
@@ -33,8 +34,8 @@ local QUIET = 1 -- not forced, the line appears once jobs have run this long
 M.on = false -- the line may be drawn: the driver's hook is installed
 local forced -- true or false when an option said so
 local eager -- forced on: draw from the first job, not after QUIET
-local stats -- shell.lua's: jobs, failed, jobs outside maps, t0
-local maps = {} -- the counted maps not yet folded into base_*
+local stats = state -- jobs, failed, jobs outside maps, t0
+local maps = {} -- the counted maps' count functions, not yet folded into base_*
 local base_done, base_total = 0, 0
 local since -- when the first job or map was seen
 local text -- the line as last drawn, and when
@@ -61,10 +62,8 @@ local function count()
   local known = true
   local i = 1
   while maps[i] do
-    local st = maps[i]
-    local d = st.n - st.active
-    local n = st.total or ((st.exhausted or st.done) and st.n)
-    if st.done then
+    local d, n, ended = maps[i]()
+    if ended then
       base_done, base_total = base_done + d, base_total + n
       table.remove(maps, i)
     else
@@ -154,7 +153,6 @@ function M.setup()
   end
   eager = want and (forced or env == "1")
   if want and not M.on then
-    stats = require("tide.shell").stats
     M.on = true
     sched.on_idle = idle
   elseif not want and M.on then
@@ -170,9 +168,11 @@ function M.force(on)
 end
 
 -- A map was called from outside any task: its items are counted.
-function M.map(st)
+-- counts() gives its items done, their total (nil while unknown) and
+-- whether the map has ended.
+function M.map(counts)
   if M.on then
-    maps[#maps + 1] = st
+    maps[#maps + 1] = counts
   end
 end
 

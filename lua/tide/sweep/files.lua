@@ -2,7 +2,7 @@
 -- Both look at the file system when a pass starts, not when created, so a
 -- sequence made before its inputs exist sees them.
 local core = require("tide.core")
-local seq = require("tide.seq")
+local seq = require("tide.sweep.seq")
 
 local M = {}
 

@@ -6,7 +6,7 @@
 -- by splitmix64), so the same seed gives the same draws on every machine and
 -- Lua 5.4 release, and math.random's state, which the script may rely on,
 -- is never touched.
-local seq = require("tide.seq")
+local seq = require("tide.sweep.seq")
 
 local M = {}
 

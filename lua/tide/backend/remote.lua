@@ -30,7 +30,8 @@
 -- status file ("TMP/..." = under $TMPDIR or /tmp), the grace in seconds, the
 -- number of input bytes that come first on stdin, "1" under srun (else
 -- ""), then NAME=value to set or NAME alone to unset.
-local quote = require("tide.sh").quote
+local core = require("tide.core")
+local quote = require("tide.util").quote
 
 local M = {}
 
@@ -111,21 +112,6 @@ function M.client_spec(spec)
   return s
 end
 
--- Puts the far end's code and signal (from decode) into r.  With neither
--- (no word came back) a timed-out job whose client exited reads as what
--- tide sent, SIGTERM, as a local job would.  Returns true if r now says
--- how the job ended.
-function M.settle(r, code, signal)
-  if code or signal then
-    r.code, r.signal = code, signal
-    return true
-  elseif r.timed_out and r.code then
-    r.code, r.signal = nil, "SIGTERM"
-    return true
-  end
-  return false
-end
-
 -- What a status file says: code, signal, whether the wrapper stopped the
 -- job on end of file; nil if it says nothing usable.
 function M.decode(text)
@@ -135,7 +121,6 @@ function M.decode(text)
   local hangup = text:find(" hangup", 1, true) ~= nil
   local n = text:match("^signal (%d+)")
   if n then
-    local core = require("tide.core")
     return nil, core.signame(tonumber(n)) or ("SIG" .. n), hangup
   end
   local code = text:match("^exit (%d+)")
