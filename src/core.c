@@ -29,13 +29,6 @@ static int core_time(lua_State *L) {
   return 1;
 }
 
-static int push_errno(lua_State *L, int e, const char *what) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", what, strerror(e));
-  lua_pushstring(L, uv_err_name(-e));
-  return 3;
-}
-
 /* core.mkdir(path [, mode]) -> true | nil, message, errname; an existing
  * directory is fine (its mode is left alone).  mode, 0777 by default, is
  * taken as mkdir(2) takes it: less the umask. */
@@ -47,7 +40,7 @@ static int core_mkdir(lua_State *L) {
   if (mkdir(path, (mode_t)mode) != 0) {
     int e = errno;
     if (e != EEXIST || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-      return push_errno(L, e, path);
+      return tide_pusherr(L, e, "mkdir", path);
   }
   lua_pushboolean(L, 1);
   return 1;

@@ -290,26 +290,6 @@ static const char *teeopt(lua_State *L, int opts, const char *field) {
   return path;
 }
 
-/* A program that cannot start completes at once, as a shell would report
- * it: 127 for not found (or a bad cwd), 126 for not executable, and a
- * message naming it where the job's stderr goes. */
-static void fail_start(tide_job *j, const tide_job_opts *o, int err,
-                       const tide_job_fail *why) {
-  char msg[4200];
-  int code, n;
-  if (strcmp(why->what, "cwd") == 0) {
-    code = 127;
-    n = snprintf(msg, sizeof msg, "tide: cannot change directory to '%s': %s\n",
-                 why->name, strerror(err));
-  } else {
-    code = err == ENOENT ? 127 : 126;
-    n = snprintf(msg, sizeof msg, "tide: %s: %s\n", why->name,
-                 err == ENOENT ? "command not found" : strerror(err));
-  }
-  if (n > (int)sizeof msg - 1) n = (int)sizeof msg - 1;
-  tide_job_fail_start(j, code, msg, (size_t)n, o->disp[TIDE_ERR]);
-}
-
 /*
  * core.spawn(argv [, opts]) -> job | nil, message, errname
  * opts: cwd, env (table), stdin (string), stdout/stderr ("pipe", "inherit",
@@ -321,9 +301,13 @@ static void fail_start(tide_job *j, const tide_job_opts *o, int err,
  * the job itself), hold_stdin (stdin is a pipe that stays open, after the
  * stdin bytes if any, until the job ends: a remote side that waits for
  * its end of file learns that the job's launcher is gone, even when tide
- * itself is killed).  Resource shortages (EMFILE, EAGAIN, ENOMEM) return nil
- * so the scheduler can wait and retry; a program that cannot start is a job
- * that has already failed.
+ * itself is killed).
+ *
+ * Every failure returns nil, message, errname and leaves no job: resource
+ * shortages (EMFILE, ENFILE, EAGAIN, ENOMEM), which the scheduler waits out
+ * and retries, and a program that cannot start, named in the message as
+ * "(cmd): 'prog'", "(cwd): '/dir'" or "(tee_stdout): '/path'".  What such a
+ * failure means for the job's result (127, 126, a message) is Lua's call.
  */
 int tide_job_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -401,10 +385,6 @@ int tide_job_spawn(lua_State *L) {
   }
   tide_spawn_env_free(envp);
   if (err == 0) return 1;
-  if (why.what && strncmp(why.what, "tee_", 4) != 0) {
-    fail_start(j, &o, err, &why);
-    return 1;
-  }
   /* The userdata exists but never ran: unpin it and report. */
   tide_job_unstarted(j);
   luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref);

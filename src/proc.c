@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -450,24 +449,6 @@ fail:
 void tide_job_unstarted(tide_job *j) {
   tee_close(j, TIDE_OUT);
   tee_close(j, TIDE_ERR);
-}
-
-/* A program that cannot start completes at once, as a shell would report
- * it: code, and msg where the job's stderr goes. */
-void tide_job_fail_start(tide_job *j, int code, const char *msg, size_t n,
-                         int errdisp) {
-  if (errdisp == TIDE_DISP_PIPE)
-    deliver(j, TIDE_ERR, msg, n);
-  else if (errdisp == TIDE_DISP_INHERIT) {
-    fflush(NULL);
-    tide_status_hide(2);
-    (void)!write(2, msg, n);
-  }
-  tide_job_unstarted(j);
-  j->status = code << 8;
-  j->exited = j->finished = 1;
-  j->t0 = j->t1 = uv_hrtime();
-  tide_complete(&j->obj);
 }
 
 int tide_resource_error(int err) {

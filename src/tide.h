@@ -213,7 +213,7 @@ enum { TIDE_DISP_PIPE, TIDE_DISP_INHERIT, TIDE_DISP_NULL, TIDE_DISP_FILE };
 
 typedef struct tide_job {
   tide_obj obj;
-  pid_t pid; /* 0 when the program could not be started */
+  pid_t pid; /* 0 until started */
   int pidfd;
   uv_poll_t poll; /* pidfd readable = the leader exited */
   uv_pipe_t pipe[2];
@@ -231,7 +231,7 @@ typedef struct tide_job {
   int reading[2];
   int timer_init, exited, finished, by_sigchld;
   int hold_in; /* stdin stays open until the job ends */
-  int status;  /* wait status, or exit code << 8 for a failed start */
+  int status;  /* wait status */
   struct rusage ru;
   uint64_t t0, t1;
   struct tide_job *prev, *next; /* running list */
@@ -260,8 +260,6 @@ tide_job *tide_job_new(void);
 int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why);
 /* After a failed start: closes what the start left open. */
 void tide_job_unstarted(tide_job *j);
-void tide_job_fail_start(tide_job *j, int code, const char *msg, size_t n,
-                         int errdisp);
 int tide_resource_error(int err);
 /* Lua took pend[k] up to end; reading resumes if it had paused. */
 void tide_job_consume(tide_job *j, int k, size_t end);

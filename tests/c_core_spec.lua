@@ -13,6 +13,22 @@ describe("tide.core", function()
     assert.are.equal("700\n", r.out)
   end)
 
+  it("spawn returns a start failure, naming what failed, and writes nothing", function()
+    local r = h.script([[
+      local core = require("tide.core")
+      print(core.spawn({ "nosuch_prog_tide" }, { stderr = "inherit" }))
+      print(core.spawn({ "true" }, { cwd = "/nonexistent/tide_dir", stderr = "inherit" }))
+      print(core.spawn({ "/" }, { stderr = "inherit" }))
+      print(core.mkdir("/nonexistent/tide_dir/x"))
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("", r.err)
+    assert.are.equal("nil\tENOENT: no such file or directory (cmd): 'nosuch_prog_tide'\tENOENT\n"
+      .. "nil\tENOENT: no such file or directory (cwd): '/nonexistent/tide_dir'\tENOENT\n"
+      .. "nil\tEACCES: permission denied (cmd): '/'\tEACCES\n"
+      .. "nil\tENOENT: no such file or directory (mkdir): '/nonexistent/tide_dir/x'\tENOENT\n", r.out)
+  end)
+
   it("configure checks its fields", function()
     local r = h.script([[
       local core = require("tide.core")
