@@ -95,9 +95,9 @@ describe("timeouts", function()
     { "shell('true', { kill_grace = -1 })", "#2 to 'shell' (option 'kill_grace' must be" },
     { "pool{ timeout = {} }", "#1 to 'pool' (option 'timeout' must be" },
     { "pool(2):map(print, {}, { timeout = true })", "#3 to 'map' (option 'timeout' must be" },
-    { "pool(2):map(print, {}, { timeot = 1 })", "#3 to 'map' (unknown option 'timeot')" },
-    { "pool{ timeot = 1 }", "#1 to 'pool' (unknown option 'timeot')" },
-    { "shell('true', { timeot = 1 })", "#2 to 'shell' (unknown option 'timeot')" },
+    { "pool(2):map(print, {}, { timeot = 1 })", "#3 to 'map' (unknown option 'timeot' (did you mean 'timeout'?))" },
+    { "pool{ timeot = 1 }", "#1 to 'pool' (unknown option 'timeot' (did you mean 'timeout'?))" },
+    { "shell('true', { timeot = 1 })", "#2 to 'shell' (unknown option 'timeot' (did you mean 'timeout'?))" },
   }) do
     it("reject " .. case[1] .. " at the caller's line", function()
       local r = h.script("\n" .. case[1] .. "\n")

@@ -554,7 +554,7 @@ describe("output option misuse", function()
     { [[pool{ order = "keep" }]], "#1 to 'pool' (option 'order' must be 'input' or 'finish', got 'keep')" },
     { [[pool(1):map(print, {}, { order = 1 })]], "#3 to 'map' (option 'order' must be 'input' or 'finish'" },
     { [[pool{ output = "loud" }]], "#1 to 'pool' (option 'output' must be" },
-    { [[shell("true", { ouput = "line" })]], "#2 to 'shell' (unknown option 'ouput')" },
+    { [[shell("true", { ouput = "line" })]], "#2 to 'shell' (unknown option 'ouput' (did you mean 'output'?))" },
   }
   for _, case in ipairs(cases) do
     it("raises at the user's line: " .. case[1], function()

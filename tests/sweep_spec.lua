@@ -150,7 +150,8 @@ describe("product and grid", function()
       .. "(list 'a': a table with no array part (wrap a fixed table value as {value}))",
       error_of("grid{ a = { x = 1 } }"))
     assert.are.equal("tide: script.lua:1: bad argument #1 to 'grid' "
-      .. "(table of named lists expected, got an array or a sequence)", error_of("grid{ 1, 2 }"))
+      .. "(table of named lists or array of {name, list} pairs expected, got an array or a sequence)",
+      error_of("grid{ 1, 2 }"))
   end)
 end)
 

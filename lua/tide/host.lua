@@ -63,7 +63,7 @@ function M.setup(jobs, show)
   else
     progress.force(show)
   end
-  _G.pool, _G.shell = tide.pool, tide.shell
+  _G.tide, _G.pool, _G.shell = tide, tide.pool, tide.shell
   for name in pairs(sweep) do
     _G[name] = tide[name]
   end

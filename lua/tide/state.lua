@@ -22,7 +22,7 @@ local M = {
   fails = nil, -- the first failures, for the summary
   halt_status = nil, -- set by the first map that halted: tide's exit status
   halt_failed = nil, -- jobs failed when it halted
-  summary = nil, -- true when a summary was asked for
+  summary = nil, -- true: a summary was asked for; false: none, even on failure
   jobs_default = nil, -- the -j of the command line
 }
 

@@ -73,6 +73,69 @@ function M.checked(ok, msg, err)
   return ok, msg, err
 end
 
+-- A traceback as a user wants it: the frames of their own code.  tide's
+-- own frames (chunks under tide/), the error() call and the C entry point
+-- are dropped, so a misuse error points at the user's line and no further.
+-- TIDE_TRACEBACK=1 keeps everything, for debugging tide itself.
+function M.user_traceback(tb)
+  if os.getenv("TIDE_TRACEBACK") == "1" then
+    return tb
+  end
+  local out = {}
+  for line in (tb .. "\n"):gmatch("(.-)\n") do
+    if not (line:find("^\ttide/") or line == "\t[C]: in function 'error'" or line == "\t[C]: in ?"
+        or line == "\t(...tail calls...)") then
+      out[#out + 1] = line
+    end
+  end
+  return table.concat(out, "\n")
+end
+
+-- The edit distance between a and b (insertions, deletions, substitutions
+-- and swaps of neighbours), for "did you mean" suggestions.
+local function distance(a, b)
+  local prev2, prev = {}, {}
+  for j = 0, #b do
+    prev[j] = j
+  end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local d = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        d = math.min(d, prev2[j - 2] + 1)
+      end
+      cur[j] = d
+    end
+    prev2, prev = prev, cur
+  end
+  return prev[#b]
+end
+
+-- The candidate closest to word (an array or the keys of a set), if one
+-- is close enough to be what was meant; nil otherwise.
+function M.closest(word, candidates)
+  local list = candidates
+  if candidates[1] == nil then
+    list = {}
+    for k in pairs(candidates) do
+      if type(k) == "string" then
+        list[#list + 1] = k
+      end
+    end
+  end
+  table.sort(list)
+  local best, bestd = nil, math.max(1, math.min(3, #word // 3))
+  for _, c in ipairs(list) do
+    local d = distance(word, c)
+    if d <= bestd and (not best or d < bestd) then
+      best, bestd = c, d
+    end
+  end
+  return best
+end
+
 -- Creates path and its missing parents with mode (default 0777 less the
 -- umask); true, or nil and core.mkdir's message.  An existing directory
 -- is fine.

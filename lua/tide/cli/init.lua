@@ -15,6 +15,7 @@ local shell = require("tide.run.job")
 local state = require("tide.state")
 local summary = require("tide.run.summary")
 local template = require("tide.sweep.template")
+local util = require("tide.util")
 
 local M = {}
 
@@ -43,7 +44,7 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --timeout S|P%   --retries N   --halt now|soon,fail|success|done=N|P%
   --delay S   --load L   --memfree SIZE   --workdir DIR   --env VAR
   -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
-  --joblog FILE   --resume   --resume-failed   --summary
+  --joblog FILE   --resume   --resume-failed   --summary   --no-summary
   --progress (or --bar, --eta)   the status line on stderr, even if not a tty
   --no-progress   no status line (default: only when stderr is a terminal)
   -S/--sshlogin [N/]login[,...]   run on ssh hosts (':' is this machine)
@@ -73,7 +74,7 @@ local OPTIONS = {
   ["--joblog"] = "joblog", ["--resume"] = false, ["--resume-failed"] = false,
   ["--retries"] = "retries", ["--timeout"] = "timeout", ["--halt"] = "halt", ["--halt-on-error"] = "halt",
   ["--delay"] = "delay", ["--load"] = "load", ["--memfree"] = "memfree",
-  ["--dry-run"] = false, ["--dryrun"] = "--dry-run", ["--summary"] = false,
+  ["--dry-run"] = false, ["--dryrun"] = "--dry-run", ["--summary"] = false, ["--no-summary"] = false,
   ["--progress"] = false, ["--bar"] = "--progress", ["--eta"] = "--progress", ["--no-progress"] = false,
   ["-0"] = false, ["--null"] = "-0", ["-d"] = "delim", ["--delimiter"] = "delim",
   ["--colsep"] = "colsep", ["-C"] = "colsep", ["--header"] = "header",
@@ -96,6 +97,57 @@ local VALUED = {
 }
 
 local SEPARATORS = { [":::"] = true, ["::::"] = true, [":::+"] = true, ["::::+"] = true }
+
+-- Every option of GNU parallel 20221122 (Debian 12's), aliases included,
+-- from its options_completion_hash: one tide does not have is named as
+-- GNU parallel's, never taken for a typo.
+local GNU = {}
+for w in ([[
+  0 B C D E H I J L M N P S T U V W X Y _parset _pipe-means-argfiles _test a arg-file
+  arg-file-sep arg-sep argfile argfilesep argsep bar basefile basenameextensionreplace
+  basenamereplace bf bg bin block block-size block-timeout blocksize blocktimeout bner bnr bt
+  bug cat cf cleanup col-sep color color-fail color-failed colorfail colorfailed colour
+  colour-fail colour-failed colourfail colourfailed colsep compress compress-program
+  compressprogram controlmaster csv ctag ctag-string ctagstring ctrl-c ctrlc d debug
+  decompress-program decompressprogram delay delimiter dirnamereplace dnr dr dry-run dryrun e
+  embed env eof er eta exit extensionreplace fg fifo files filter filter-host filter-hosts
+  filterhosts g gnu group group-by groupby h halt halt-on-error haltonerror hashbang header
+  help hgrp hostgroup hostgroups hostgrp i id interactive j jl joblog jobs k keep-order
+  keeporder l latest-line latestline lb limit line-buffer line-buffered linebuffer
+  linebuffered link linkinputsource ll load m max-args max-chars max-line-length-allowed
+  max-lines max-procs max-replace-args maxargs maxchars maxlinelengthallowed maxlines maxprocs
+  maxreplaceargs memfree memsuspend min-version minversion n nice nn no-ctrl-c no-ctrlc no-k
+  no-keep-order no-notice no-run-if-empty noctrlc nok nokeeporder nonall nonotice norunifempty
+  noswap null number-of-cores number-of-cpus number-of-sockets number-of-threads numberofcores
+  numberofcpus numberofsockets numberofthreads o onall open-tty output-as-files outputasfiles
+  p parens pipe pipe-part pipepart plain plus process-slot-var processslotvar profile progress
+  q quote r recend record-env recordenv recstart regex regexp remove-rec-sep removerecsep
+  replace res result results resume resume-failed resumefailed retries retry-failed
+  retryfailed return round round-robin roundrobin rpl rrs rsync-opts rsyncopts s semaphore
+  semaphore-name semaphore-timeout semaphorename semaphoretimeout seqreplace session shard
+  shebang shell-completion shell-quote shell_quote shellcompletion shellquote show-limits
+  showlimits shuf silent skip-first-line skipfirstline slf slotreplace spreadstdin sql
+  sql-and-worker sql-master sql-worker sqlandworker sqlmaster sqlworker ssh ssh-delay sshdelay
+  sshlogin sshloginfile st t tag tag-string tagstring tee tempdir template term-seq termseq tf
+  timeout tmpdir tmpl tmux tmux-pane tmuxpane tollef total total-jobs totaljobs transfer
+  transfer-file transfer-files transferfile transferfiles trc trim tty u ungroup
+  use-compress-program use-cores-instead-of-threads use-cpus-instead-of-cores
+  use-decompress-program use-sockets-instead-of-threads usecompressprogram
+  usecoresinsteadofthreads usecpusinsteadofcores usedecompressprogram
+  usesocketsinsteadofthreads v verbose version wait wd will-cite willcite work-dir workdir x
+  xapply xapplyinputsource xargs
+]]):gmatch("%S+") do
+  GNU[#w == 1 and "-" .. w or "--" .. w] = true
+end
+
+-- An option tide does not know: GNU parallel's, or a typo of one of ours.
+local function unknown(a, name)
+  if GNU[name] then
+    die("tide does not implement GNU parallel's %s (tide --help lists what it has)", name)
+  end
+  local near = name:find("^%-%-") and util.closest(name, OPTIONS)
+  die("unknown option '%s'%s (tide --help lists them)", a, near and (" (did you mean %s?)"):format(near) or "")
+end
 
 -- Splits args into options, command words and input sources.
 local function parse(args)
@@ -121,7 +173,7 @@ local function parse(args)
       end
     end
     if spec == nil then
-      die("unknown option '%s' (tide --help lists them)", a)
+      unknown(a, name)
     end
     local given = name
     if type(spec) == "string" and spec:sub(1, 1) == "-" then
@@ -823,7 +875,11 @@ local function run(o)
 
   local stats = state
   progress.finish()
-  summary.report(o["--summary"] or stats.summary)
+  local want = stats.summary
+  if o["--summary"] or o["--no-summary"] then
+    want = not o["--no-summary"]
+  end
+  summary.report(want)
   local status = math.min(stats.failed, 101)
   if stats.halt_status ~= nil and popts.halt then
     local spec = options.halt(popts.halt)
@@ -853,7 +909,13 @@ function M.main(args)
     io.stderr:write("tide: ", status.msg, "\n")
     return 255
   end
-  error(status, 0)
+  -- an error while running (a results directory that cannot be made...):
+  -- its message alone, without where in tide it was raised
+  local msg = tostring(status):match("^[^\n]*")
+  msg = msg:gsub("^tide/[%w_/]+%.lua:%d+: ", ""):gsub("^map: item %d+ failed: ", "")
+  msg = msg:gsub("^tide/[%w_/]+%.lua:%d+: ", "")
+  io.stderr:write("tide: ", msg, "\n")
+  return 255
 end
 
 return M

@@ -128,7 +128,8 @@ local function check_opts(opts)
     elseif k == "order" then
       argerror(2, "option 'order' is a map's: set it on pool{...} or p:map(fn, list, {order = ...})")
     else
-      argerror(2, ("unknown option '%s'"):format(tostring(k)))
+      local near = type(k) == "string" and (util.closest(k, OPTIONS) or util.closest(k, options.JOB))
+      argerror(2, ("unknown option '%s'%s"):format(tostring(k), near and (" (did you mean '%s'?)"):format(near) or ""))
     end
   end
   local why = ctl and options.backend_conflict(ctl)
@@ -261,12 +262,12 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
   end
   control.forget(rec, rt)
   books.rec, books.rt = nil, nil
-  local r = result.of_job(job, cmdstr, rec.timed_out)
+  local r = result.of_job(job, cmdstr, rec.timed_out, pol.ok_codes)
   local lost
   if plan then
     books.plan = nil
     local facts = via.finish(plan, r)
-    result.from_far_end(r, facts)
+    result.from_far_end(r, facts, pol.ok_codes)
     lost = facts.lost
   end
   if rt and r.ok then
@@ -473,6 +474,9 @@ function M.run(cmd, opts)
     if not r.resumed then
       stats.failed = stats.failed + 1
       summary.note(r)
+    end
+    if t then
+      t.failed = true -- its item's record says "failed"
     end
   elseif r.elapsed > stats.slow_floor and not (r.resumed or r.dry_run) then
     summary.note(r)

@@ -117,7 +117,7 @@ function M.before(pol, cmdstr, opts)
   if not e then
     return nil
   end
-  local r = result.resumed(cmdstr, e)
+  local r = result.resumed(cmdstr, e, pol.ok_codes)
   if not r.ok and resume == "failed" then
     return nil
   end

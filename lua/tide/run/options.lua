@@ -122,6 +122,26 @@ local JOB = {
     return nil, "a whole number of at least 0"
   end,
   retry_delay = seconds,
+  -- the exit codes that count as success, all of them: {0, 1} for grep
+  ok_codes = function(v)
+    if type(v) == "table" and #v > 0 then
+      local set = {}
+      for i = 1, #v do
+        local c = math.tointeger(v[i])
+        if not c or c < 0 or c > 255 then
+          return nil, "a list of exit codes from 0 to 255 such as {0, 1}"
+        end
+        set[c] = true
+      end
+      for k in pairs(v) do
+        if math.type(k) ~= "integer" or k < 1 or k > #v then
+          return nil, "a list of exit codes from 0 to 255 such as {0, 1}"
+        end
+      end
+      return set
+    end
+    return nil, "a list of exit codes from 0 to 255 such as {0, 1}"
+  end,
   backoff = function(v)
     if finite(v) and v >= 1 then
       return v

@@ -12,10 +12,14 @@
 --
 -- A map may halt (GNU parallel's --halt): it counts the results of the
 -- jobs its tasks run, and once the condition holds it starts no new item
--- ("soon"), or also cancels the running ones ("now").
+-- ("soon"), or also cancels the running ones ("now").  A map may also be
+-- stopped on purpose (tide.stop, stop_when): no new item, the running
+-- ones cancelled, and none of that counted as a failure.
+local core = require("tide.core")
 local options = require("tide.run.options")
 local output = require("tide.run.output")
 local progress = require("tide.run.progress")
+local records = require("tide.run.record")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
 local sshlogin = require("tide.backend.sshlogin")
@@ -83,7 +87,9 @@ local function check_options(opts, fname, argn, extra)
         fail(msg)
       end
     elseif not extra[k] then
-      fail(("unknown option %s"):format(describe(k)))
+      local near = type(k) == "string"
+        and (util.closest(k, extra) or util.closest(k, options.JOB) or util.closest(k, { "halt", "order" }))
+      fail(("unknown option %s%s"):format(describe(k), near and (" (did you mean '%s'?)"):format(near) or ""))
     end
   end
   local why = jobopts and options.backend_conflict(jobopts, fname == "pool")
@@ -93,13 +99,29 @@ local function check_options(opts, fname, argn, extra)
   return jobopts, halt
 end
 
+-- Checks the sweep options of a pool or map options table: record (a
+-- file name, or false for none) and stop_when (a function).
+local function check_sweep(opts, fname, argn)
+  local r, w = opts.record, opts.stop_when
+  if r ~= nil and r ~= false and (type(r) ~= "string" or r == "" or r:find("\0", 1, true)) then
+    error(("bad argument #%d to '%s' (option 'record' must be a file name, got %s)")
+      :format(argn, fname, describe(r)), 3)
+  end
+  if w ~= nil and w ~= false and not callable(w) then
+    error(("bad argument #%d to '%s' (option 'stop_when' must be a function(value, item), got %s)")
+      :format(argn, fname, describe(w)), 3)
+  end
+end
+
 -- pool(n) or pool{jobs = n, <job options>, halt = ...}
 function M.new(arg)
   local n, jobopts, halt
   if arg == nil then
     n = state.default_jobs()
   elseif type(arg) == "table" then
-    jobopts, halt = check_options(arg, "pool", 1, { jobs = true, order = true, summary = true, progress = true })
+    jobopts, halt = check_options(arg, "pool", 1,
+      { jobs = true, order = true, summary = true, progress = true, record = true, stop_when = true })
+    check_sweep(arg, "pool", 1)
     if arg.progress ~= nil then
       if type(arg.progress) ~= "boolean" then
         error(("bad argument #1 to 'pool' (option 'progress' must be a boolean, got %s)")
@@ -112,7 +134,7 @@ function M.new(arg)
         error(("bad argument #1 to 'pool' (option 'summary' must be a boolean, got %s)")
           :format(describe(arg.summary)), 2)
       end
-      state.summary = arg.summary or nil
+      state.summary = arg.summary
     end
     n = arg.jobs == nil and state.default_jobs() or check_jobs(arg.jobs, "pool", "jobs", 3)
     if jobopts and jobopts.hosts then
@@ -126,6 +148,8 @@ function M.new(arg)
   return setmetatable({
     size = n, used = 0, queue = {}, grow = {}, jobopts = jobopts, halt = halt or nil,
     order = type(arg) == "table" and options.order(arg.order) or nil,
+    record = type(arg) == "table" and arg.record or nil,
+    stop_when = type(arg) == "table" and arg.stop_when or nil,
   }, Pool)
 end
 
@@ -180,7 +204,7 @@ local function fail(st, msg, reason)
 end
 
 local function maybe_finish(st)
-  if st.active == 0 and (st.exhausted or st.err or st.halted) and not st.done then
+  if st.active == 0 and (st.exhausted or st.err or st.halted or st.stopped) and not st.done then
     st.done = true
     sched.complete(st)
   end
@@ -270,6 +294,42 @@ local function observer(st, caller)
 end
 
 ---------------------------------------------------------------------------
+-- Stops
+
+-- Stops st on purpose: no new item starts, the running ones but except
+-- (the task that asked) are cancelled, their jobs stopped as a halt stops
+-- them, and map returns what it has with results.stopped = reason.
+local function stop_map(st, reason, except)
+  if st.stopped or st.halted or st.err then
+    return
+  end
+  st.stopped = reason
+  if except then
+    except.stopper = reason -- its record says so: a resumed run stops there too
+  end
+  remove(st.pool.queue, st)
+  for t in pairs(st.tasks) do
+    if t ~= except then
+      sched.cancel(t, "stop")
+    end
+  end
+  maybe_finish(st)
+end
+
+-- tide.stop([reason]): called by a task, stops the map it belongs to (the
+-- innermost one); the task itself goes on and its value is kept.
+function M.stop(reason)
+  local t = sched.current()
+  if not (t and t.map and coroutine.running() == t.co) then
+    error("tide.stop: not called from a task of a map (call it in the function that map runs)", 2)
+  end
+  if reason == nil then
+    reason = true
+  end
+  stop_map(t.map, reason, t)
+end
+
+---------------------------------------------------------------------------
 -- Slots
 
 -- Whether a request for w slots may be granted now: it fits, or it is
@@ -282,8 +342,50 @@ local function oversize(what, w, size)
   util.warn(("%s needs %d slots but the pool has %d: running it alone"):format(what, w, size))
 end
 
+-- Appends the record of task t's item (see record.lua).
+local function write_record(st, t, ok, value)
+  local status, v = "error", nil
+  if ok then
+    v = value
+    status = (t.failed or (type(value) == "table" and value.ok == false)) and "failed" or "ok"
+  elseif value == sched.CANCELLED then
+    status = "stopped"
+  else
+    v = tostring(value)
+  end
+  local fine, err = pcall(records.write, st.rec, t.index, t.item, v, status, t.start, core.now() - t.t0,
+    t.stopper)
+  if not fine then
+    fail(st, tostring(err))
+  end
+end
+
+-- Asks st's stop_when about an item's value; true if it stopped st.
+local function ask_stop_when(st, value, item, t)
+  local when = st.stop_when
+  if when and not st.stopped then
+    local fine, yes = pcall(when, value, item)
+    if not fine then
+      fail(st, "map: the stop_when function raised an error: " .. tostring(yes))
+    elseif yes then
+      if t then
+        t.stopper = yes
+      end
+      stop_map(st, yes)
+      return true
+    end
+  end
+  return false
+end
+
 local function on_done(t, ok, value, tb)
   local st = t.map
+  if ok then
+    ask_stop_when(st, value, t.item, t)
+  end
+  if st.rec then
+    write_record(st, t, ok, value)
+  end
   st.tasks[t] = nil
   st.active = st.active - 1
   local pool = st.pool
@@ -294,20 +396,37 @@ local function on_done(t, ok, value, tb)
   if ok then
     st.results[t.index] = value
   elseif value == sched.CANCELLED then
-    if st.halted then
+    if st.halted or st.stopped then
       st.results[t.index] = M.KILLED
     end
   else
-    tb = (tb or tostring(value)):gsub("\nstack traceback:", "\ntraceback of the task:", 1)
+    tb = util.user_traceback(tb or tostring(value)):gsub("\nstack traceback:", "\ntraceback of the task:", 1)
     fail(st, ("map: item %d failed: %s"):format(t.index, tb))
   end
   fill(pool)
   maybe_finish(st)
 end
 
+-- Starts item, or with resume gives its recorded value at once (no task,
+-- no slot).
 local function start(st, item, w)
   st.n = st.n + 1
   local i, fn = st.n, st.fn
+  if st.resume then
+    local value, done, stopped = records.resumed(st.rec, item)
+    if done then
+      st.results[i] = value
+      state.resumed = state.resumed + 1
+      if st.ord then
+        output.item_done(st.ord, i)
+      end
+      -- the run that recorded it stopped here, or stop_when says so now
+      if not ask_stop_when(st, value, item) and stopped ~= nil then
+        stop_map(st, stopped)
+      end
+      return
+    end
+  end
   st.active = st.active + 1
   local pool = st.pool
   pool.used = pool.used + w
@@ -318,6 +437,9 @@ local function start(st, item, w)
     return fn(item, i)
   end, on_done)
   t.map, t.pool, t.index, t.held, t.item = st, pool, i, w, item
+  if st.rec then
+    t.start, t.t0 = core.time(), core.now()
+  end
   -- where its jobs' output goes: its own place in an ordered map, or
   -- wherever the output of the task that called map goes
   t.out = st.ord and output.slot(st.ord, i) or st.outer
@@ -393,8 +515,8 @@ function fill(pool)
         st.exhausted = true
         remove(queue, st)
         maybe_finish(st)
-      elseif st.halted or st.err then
-        -- an iterator that waited (it ran a job) while st halted or failed
+      elseif st.halted or st.err or st.stopped then
+        -- an iterator that waited (it ran a job) while st ended
         st.pending, st.pending_item, st.pending_w = true, item, 1
       else
         w = 1
@@ -447,7 +569,7 @@ function Pool:resize(n)
   fill(self)
 end
 
-local MAP_OPTIONS = { slots = true, order = true }
+local MAP_OPTIONS = { slots = true, order = true, stop_when = true, record = true }
 
 function Pool:map(fn, list, opts)
   if getmetatable(self) ~= Pool then
@@ -461,11 +583,13 @@ function Pool:map(fn, list, opts)
       :format(type(list)), 2)
   end
   local jobopts, halt, weight, order = self.jobopts, self.halt, nil, self.order
+  local record_path, stop_when = self.record, self.stop_when
   if opts ~= nil then
     if type(opts) ~= "table" then
       error(("bad argument #3 to 'map' (options table expected, got %s)"):format(type(opts)), 2)
     end
     local own, own_halt = check_options(opts, "map", 3, MAP_OPTIONS)
+    check_sweep(opts, "map", 3)
     if own then
       jobopts = jobopts and setmetatable(own, { __index = jobopts }) or own
     end
@@ -474,6 +598,12 @@ function Pool:map(fn, list, opts)
     end
     if opts.order ~= nil then
       order = options.order(opts.order)
+    end
+    if opts.stop_when ~= nil then
+      stop_when = opts.stop_when or nil
+    end
+    if opts.record ~= nil then
+      record_path = opts.record or nil
     end
     weight = opts.slots
     if weight ~= nil and not callable(weight) then
@@ -484,6 +614,12 @@ function Pool:map(fn, list, opts)
       end
     end
   end
+  -- resume next to record resumes items; their jobs then do not look for
+  -- a job log unless one is given too
+  local item_resume = record_path and jobopts and jobopts.resume
+  if item_resume and not jobopts.joblog then
+    jobopts = setmetatable({ resume = false }, { __index = jobopts })
+  end
   local pullfn, total = puller(list)
   if halt and halt.pct and halt.kind == "done" and not total then
     error(("bad argument #3 to 'map' (halt '%s' needs a list of known length, not an iterator)")
@@ -493,8 +629,12 @@ function Pool:map(fn, list, opts)
   local st = {
     pool = self, fn = fn, pull = pullfn, results = {}, n = 0, active = 0, tasks = {},
     jobopts = jobopts, weight = weight, total = total, halt = halt or nil,
-    ndone = 0, nok = 0, nfail = 0,
+    ndone = 0, nok = 0, nfail = 0, stop_when = stop_when,
   }
+  if record_path then
+    st.rec = records.open(record_path, item_resume)
+    st.resume = item_resume and true or nil
+  end
   st.observe = observer(st, caller)
   if not caller then
     -- the status line counts the main chunk's maps
@@ -533,8 +673,8 @@ function Pool:map(fn, list, opts)
     error(st.err, 2)
   end
   local results = st.results
-  if st.halted then
-    results.halted = st.halted
+  if st.halted or st.stopped then
+    results.halted, results.stopped = st.halted, st.stopped
     local last = total or (st.pending and st.n + 1) or st.n
     for i = st.n + 1, last do
       results[i] = M.SKIPPED

@@ -4,7 +4,8 @@
 -- rules below, so what a timeout, a signal or a start failure looks like
 -- is decided once:
 --
---   r.ok        the job exited 0 and did not time out
+--   r.ok        the job exited 0 (or with one of its ok_codes) and did not
+--               time out
 --   r.code      its exit code, nil if a signal ended it
 --   r.signal    the signal's name ("SIGKILL"), nil if it exited
 --   r.timed_out tide stopped it at its deadline; a job that ran elsewhere
@@ -53,12 +54,24 @@ function M.why(r)
   return "exit code " .. tostring(r.code)
 end
 
+-- Whether a job that ended so succeeded; ok_codes: the exit codes that
+-- count as success (a set), else only 0.
+local function ok(code, timed_out, ok_codes)
+  if timed_out or code == nil then
+    return false
+  elseif ok_codes then
+    return ok_codes[code] == true
+  end
+  return code == 0
+end
+M.ok = ok
+
 -- The result of a job that ran: timed_out says whether tide stopped it at
 -- its deadline.
-function M.of_job(job, cmd, timed_out)
+function M.of_job(job, cmd, timed_out, ok_codes)
   local code, signal, elapsed = job:result()
   local r = {
-    ok = code == 0 and not timed_out, code = code, signal = signal, cmd = cmd,
+    ok = ok(code, timed_out, ok_codes), code = code, signal = signal, cmd = cmd,
     pid = job:pid(), elapsed = elapsed, timed_out = timed_out,
   }
   r.user, r.sys, r.maxrss = job:usage()
@@ -68,7 +81,7 @@ end
 -- What a launcher (backend/) learnt of a job that ran through a local
 -- client (ssh, srun): facts = {host, far = true when code and signal are
 -- the far end's own (nil: none came back), code, signal, error}.
-function M.from_far_end(r, facts)
+function M.from_far_end(r, facts, ok_codes)
   r.host = facts.host
   if facts.far then
     if facts.code or facts.signal then
@@ -78,7 +91,7 @@ function M.from_far_end(r, facts)
     end
   end
   r.error = facts.error or r.error
-  r.ok = r.code == 0 and not r.timed_out
+  r.ok = ok(r.code, r.timed_out, ok_codes)
 end
 
 -- libuv's "no such file or directory" as libc's strerror says it.
@@ -119,10 +132,10 @@ function M.dry_run(cmd)
   return { ok = true, dry_run = true, code = 0, cmd = cmd, elapsed = 0, attempts = 0 }
 end
 
-function M.resumed(cmd, e)
+function M.resumed(cmd, e, ok_codes)
   local sig = e.signal ~= 0 and (core.signame(e.signal) or ("SIG" .. e.signal)) or nil
   return {
-    ok = e.code == 0 and not sig, code = not sig and e.code or nil, signal = sig,
+    ok = not sig and ok(e.code, false, ok_codes), code = not sig and e.code or nil, signal = sig,
     cmd = cmd, elapsed = e.elapsed, attempts = 0, resumed = true,
   }
 end

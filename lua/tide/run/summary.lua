@@ -66,11 +66,12 @@ end
 
 -- At the end of a run, on stderr: when a job failed, the line `tide: N of
 -- M jobs failed` and the summary; else the summary if it was asked for
--- (requested, or TIDE_SUMMARY=1).
+-- (requested, or TIDE_SUMMARY=1).  requested = false (summary = false,
+-- --no-summary) says nothing at all: the exit status still tells.
 function M.report(requested)
   local stats = state
   local failed = stats.failed > 0
-  if not (failed or requested or os.getenv("TIDE_SUMMARY") == "1") then
+  if requested == false or not (failed or requested or os.getenv("TIDE_SUMMARY") == "1") then
     return
   end
   io.stdout:flush()

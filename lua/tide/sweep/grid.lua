@@ -162,12 +162,39 @@ local function named(t, fname)
   return cartesian(srcs, names)
 end
 
+-- grid{{name, list}, ...}: the same, in the order given (a Lua table's
+-- keys have none), the first pair varying slowest.  nil if t is not an
+-- array of such pairs.
+local function pairs_form(t)
+  local n = #t
+  if n == 0 or seq.is_seq(t) or util.callable(t) then
+    return nil
+  end
+  local names, srcs, seen = {}, {}, {}
+  for k = 1, n do
+    local p = t[k]
+    if type(p) ~= "table" or type(p[1]) ~= "string" or p[3] ~= nil then
+      return nil
+    end
+    if seen[p[1]] then
+      error(("bad argument #1 to 'grid' (parameter '%s' is given twice)"):format(p[1]), 3)
+    end
+    seen[p[1]] = true
+    names[k], srcs[k] = p[1], value_source(p[2], p[1], "grid")
+  end
+  return cartesian(srcs, names)
+end
+
 function M.grid(t)
+  local g = type(t) == "table" and pairs_form(t)
+  if g then
+    return g
+  end
   if type(t) ~= "table" or seq.is_seq(t) or (next(t) ~= nil and not seq.is_named(t)) then
-    error(("bad argument #1 to 'grid' (table of named lists expected, got %s)")
+    error(("bad argument #1 to 'grid' (table of named lists or array of {name, list} pairs expected, got %s)")
       :format(type(t) == "table" and "an array or a sequence" or type(t)), 2)
   end
-  local g = named(t, "grid") -- not a tail call: errors blame our caller
+  g = named(t, "grid") -- not a tail call: errors blame our caller
   return g
 end
 
