@@ -71,7 +71,9 @@ static int report(lua_State *L, int status) {
   return status;
 }
 
-/* Adds a traceback to the error, as lua.c does. */
+/* Adds a traceback to the error, as lua.c does.  Which of its frames a
+ * user sees is policy: tide.util.user_traceback drops tide's own, once
+ * the Lua half is loaded (a failure there keeps the whole traceback). */
 static int msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
@@ -81,6 +83,14 @@ static int msghandler(lua_State *L) {
         lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
+  int tb = lua_gettop(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "tide.util") == LUA_TTABLE &&
+      lua_getfield(L, -1, "user_traceback") == LUA_TFUNCTION) {
+    lua_pushvalue(L, tb);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isstring(L, -1)) return 1;
+  }
+  lua_settop(L, tb);
   return 1;
 }
 
@@ -274,12 +284,25 @@ static int call_host(lua_State *L, const char *fn, int nargs, int nres) {
   return report(L, docall(L, nargs, nres));
 }
 
-/* Asks tide.host whether argv is a one-liner (GNU parallel's command
- * line): that decision is policy, and lives in Lua.  If it is, runs it and
- * leaves tide's exit status on the stack. */
-static int oneliner(lua_State *L, int args, int *ran) {
+/* Asks tide.host what argv is; that decision is policy, and lives in Lua.
+ * A one-liner (GNU parallel's command line) runs here and leaves tide's
+ * exit status on the stack (*ran).  A script that GNU parallel's options
+ * come before gets its index in *script_at: tide.host makes those options
+ * its pools' defaults, or refuses one (*ran, with the exit status). */
+static int oneliner(lua_State *L, int args, int *ran, int *script_at) {
   lua_pushvalue(L, args);
   if (call_host(L, "is_oneliner", 1, 1) != LUA_OK) return 0;
+  if (lua_isinteger(L, -1)) {
+    *script_at = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_pushvalue(L, args);
+    lua_pushinteger(L, *script_at);
+    if (call_host(L, "script_options", 2, 2) != LUA_OK) return 0;
+    *ran = !lua_toboolean(L, -2);
+    lua_remove(L, -2);
+    if (!*ran) lua_pop(L, 1);
+    return 1;
+  }
   *ran = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (!*ran) return 1;
@@ -309,13 +332,18 @@ static int pmain(lua_State *L) {
   tide_preload(L, getenv("TIDE_LUADIR"));
   lua_gc(L, LUA_GCRESTART);
   lua_gc(L, LUA_GCGEN, 0, 0);
-  int ran = 0;
-  if (!oneliner(L, argtable, &ran) || ran) return 1;
+  int ran = 0, script_at = 0;
+  if (!oneliner(L, argtable, &ran, &script_at) || ran) return 1;
+  if (script_at > 0) {
+    /* GNU parallel's options, already taken by tide.host, then the script */
+    script = script_at;
+    args = 0;
+  }
   if (args == has_error) {
     print_usage(argv[script]);
     return 1;
   }
-  for (int i = 1; i < script; i++) {
+  for (int i = 1; i < script && script_at == 0; i++) {
     if (argv[i][1] != 'j') continue;
     const char *v = argv[i][2] ? argv[i] + 2 : argv[i + 1];
     if ((default_jobs = parse_jobs(v)) < 0) return 1;
@@ -334,7 +362,7 @@ static int pmain(lua_State *L) {
     lua_pushboolean(L, progress);
   if (call_host(L, "setup", 2, 0) != LUA_OK) return 1;
   if (!(args & has_E) && handle_luainit(L) != LUA_OK) return 1;
-  if (!runargs(L, argv, script)) return 1;
+  if (script_at == 0 && !runargs(L, argv, script)) return 1;
   if (script < argc) {
     if (handle_script(L, argv + script) != LUA_OK) return 1;
   } else if (!(args & (has_e | has_v))) {

@@ -334,3 +334,83 @@ describe("errors a user can act on", function()
     assert.is_nil(r.err:find("\ttide/", 1, true), r.err)
   end)
 end)
+
+describe("a command line that never silently does nothing", function()
+  local dir
+  before_each(function()
+    dir = h.tmpdir()
+  end)
+  after_each(function()
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  local SRC = [[
+    local p = pool()
+    print(p.size, #arg, arg[1])
+    p:map(function(i) return shell("echo job " .. i) end, {1, 2})
+  ]]
+
+  it("runs a script after GNU parallel's options, which become its pools' defaults", function()
+    local script = h.spit(dir .. "/sweep.lua", SRC)
+    local log = dir .. "/x.log"
+    local r = h.run({ "--jobs", "3", "--joblog", log, "-k", script, "a" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("3\t1\ta\njob 1\njob 2\n", r.out)
+    assert.matches("^Seq\tHost.*\n1\t:.*echo job 1\n2\t:.*echo job 2\n$", h.slurp(log))
+    r = h.run({ "-j", "50%", "--no-summary", script })
+    assert.are.equal(0, r.code, r.err)
+    assert.matches("^%d+\t0\tnil\n", r.out)
+  end)
+
+  it("takes a file with a tide shebang for a script too", function()
+    local script = h.spit(dir .. "/sweep", "#!/usr/bin/env tide\n" .. SRC)
+    local r = h.run({ "--jobs", "2", script })
+    assert.are.equal(0, r.code, r.err)
+    assert.matches("^2\t0\tnil\n", r.out)
+  end)
+
+  it("refuses, naming it, an option that means nothing to a script", function()
+    local script = h.spit(dir .. "/sweep.lua", SRC)
+    for _, a in ipairs({ { "-N", "2" }, { "--colsep", "," }, { "-q" } }) do
+      local args = { a[1], a[2] }
+      args[#args + 1] = script
+      local r = h.run(args)
+      assert.are.equal(255, r.code)
+      assert.are.equal(("tide: option '%s' does not apply to a script (only to a one-liner's command line)\n")
+        :format(a[1]), r.err)
+      assert.are.equal("", r.out)
+    end
+  end)
+
+  it("fails loudly for a script that is not there", function()
+    local r = h.run({ "--jobs", "2", dir .. "/missing.lua" })
+    assert.are.equal(2, r.code)
+    assert.matches("cannot open .*missing%.lua", r.err)
+  end)
+
+  it("says so when a one-liner's input is read from the terminal", function()
+    local p = io.popen(("timeout -s KILL 30 script -qec %s /dev/null </dev/null"):format(q(q(h.TIDE) .. " -j1 echo")))
+    local out = p:read("a")
+    p:close()
+    assert.matches("tide: input is read from the terminal", out)
+  end)
+
+  it("runs nothing and says nothing for a one-liner given no input, as GNU parallel", function()
+    local r = h.run({ "-j1", "echo" })
+    assert.are.equal(0, r.code)
+    assert.are.equal("", r.out)
+    assert.are.equal("", r.err)
+  end)
+end)
+
+describe("misuse errors", function()
+  it("point at the user's line with no frames of tide's own", function()
+    local r = h.script("local x = 1\npool('x')\n")
+    assert.are.equal(2, r.code)
+    assert.matches("^tide: [^\n]*script.lua:2: bad argument #1 to 'pool'", r.err)
+    assert.is_nil(r.err:find("tide/run", 1, true), r.err)
+    assert.matches("stack traceback:\n\t[^\n]*script.lua:2: in main chunk\n?$", r.err)
+    r = h.script("local x = 1\npool('x')\n", nil, { env = { TIDE_TRACEBACK = "1" } })
+    assert.truthy(r.err:find("\ttide/run/pool.lua:", 1, true), r.err)
+  end)
+end)

@@ -92,18 +92,37 @@ local function plain_number(s)
   return s ~= nil and s:find("^%d+$") ~= nil
 end
 
+-- Whether word names a script: a .lua name (an existing file or not: a
+-- missing x.lua is "cannot open", never a command), or a readable file
+-- whose first line is a shebang running tide or lua.
+local function is_script(word)
+  if word:find("%.lua$") then
+    return true
+  end
+  local f = io.open(word, "rb")
+  local line = f and f:read("l")
+  if f then
+    f:close()
+  end
+  return line ~= nil and line:find("^#!") ~= nil and (line:find("tide", 1, true) or line:find("lua", 1, true)) ~= nil
+end
+
 -- One-liner (GNU parallel's command line, run by tide.cli) or script
 -- (lua's)?  args are tide's arguments after its name.  First the leading
--- options: one only lua has (-e -l -E -W) means a script; else one only
--- GNU parallel has (-k, --tag, -j 50%, --help...; taken to have no value,
--- as only the mode is decided here) means a one-liner.  Else, at the first
--- other word W:
---   - W ends in ".lua" or is "-": script (a missing x.lua is "cannot
---     open", never a command);
+-- options: one only lua has (-e -l -E -W) means a script; one only GNU
+-- parallel has (-k, --tag, -j 50%, --joblog F...) is noted.  Then, at the
+-- first other word W:
+--   - W is "-", or a script (is_script): a script.  After GNU parallel's
+--     options it returns W's index: those options are its pools'
+--     defaults (cli.script_defaults), so `tide --joblog x.log sweep.lua`
+--     runs the script rather than reading stdin for a one-liner;
+--   - after GNU parallel's options: a one-liner;
 --   - a separator (::: :::: :::+ ::::+) anywhere: one-liner;
 --   - W is an existing file: script (as lua runs it);
 --   - W's first word names an executable in PATH: one-liner reading stdin;
 --   - else script ("cannot open W").
+-- Returns true for a one-liner, false for a script as lua takes it, or
+-- the index of a script that GNU parallel's options come before.
 function M.is_oneliner(args)
   local i, lua_only, gnu_only = 1, false, false
   while args[i] do
@@ -131,16 +150,21 @@ function M.is_oneliner(args)
       end
     else
       gnu_only = true
+      if not a:find("=", 1, true) and cli.takes_value(a) then
+        i = i + 1 -- its value
+      end
     end
     i = i + 1
   end
   if lua_only then
     return false
-  elseif gnu_only then
-    return true
   end
   local w = args[i]
-  if w == nil or w == "-" or w:find("%.lua$") then
+  if w ~= nil and (w == "-" or is_script(w)) then
+    return gnu_only and i or false
+  elseif gnu_only then
+    return true
+  elseif w == nil then
     return false
   end
   for k = i, #args do
@@ -154,6 +178,21 @@ function M.is_oneliner(args)
     return false
   end
   return in_path(w)
+end
+
+-- tide [GNU parallel's options] script.lua: the options become the
+-- defaults of the script's pools.  Returns true, or false and tide's exit
+-- status (an option that means nothing to a script).
+function M.script_options(args, first)
+  local defaults, resume = cli.script_defaults(args, first)
+  if not defaults then
+    return false, resume
+  end
+  state.pool_defaults, state.resume_records = defaults, resume
+  if defaults.jobs then
+    state.jobs_default = defaults.jobs
+  end
+  return true
 end
 
 -- One-liner mode: runs it and returns tide's exit status (tide.cli).

@@ -7,7 +7,8 @@
 --   run.joblog   resumed (a job skipped by resume)
 --   run.summary  slow, slow_floor, fails (what the summary will show)
 --   run.pool     halt_status, halt_failed (the first halt decides the exit)
---   host, pool   jobs_default (-j), summary (asked for)
+--   host, pool   jobs_default (-j), summary (asked for), pool_defaults,
+--                resume_records (options given before a script)
 local core = require("tide.core")
 
 local M = {
@@ -24,6 +25,10 @@ local M = {
   halt_failed = nil, -- jobs failed when it halted
   summary = nil, -- true: a summary was asked for; false: none, even on failure
   jobs_default = nil, -- the -j of the command line
+  -- tide [options] script.lua: the options every pool starts from, and
+  -- --resume without --joblog, which resumes item records
+  pool_defaults = nil,
+  resume_records = nil,
 }
 
 -- Default seconds between SIGTERM and SIGKILL when a job is stopped (a

@@ -269,6 +269,11 @@ local function record_reader(path, delim)
     end
     stdin_used = true
     f = io.stdin
+    if core.isatty(0) then
+      -- as GNU parallel warns: a forgotten ::: would otherwise wait in silence
+      io.stderr:write("tide: input is read from the terminal: one argument a line, Ctrl-D to end "
+        .. "(or give ::: args, :::: file or a pipe)\n")
+    end
   else
     local msg
     f, msg = io.open(path, "rb")
@@ -893,6 +898,82 @@ local function run(o)
     end
   end
   return status
+end
+
+---------------------------------------------------------------------------
+-- tide [options] script.lua: options for a script
+
+-- The one-liner options that mean something to a script's pools.
+local FOR_SCRIPTS = {
+  jobs = true, joblog = true, ["--resume"] = true, ["--resume-failed"] = true, timeout = true,
+  retries = true, halt = true, delay = true, load = true, memfree = true, ["-k"] = true,
+  ["--tag"] = true, ["--line-buffer"] = true, ["-u"] = true, ["--group"] = true, results = true,
+  ["--dry-run"] = true, ["--summary"] = true, ["--no-summary"] = true, ["--progress"] = true,
+  ["--no-progress"] = true, sshlogin = true, slf = true, ssh = true, ["--will-cite"] = true,
+}
+
+-- The options before a script (args[1 .. first - 1]) as the defaults of
+-- its pools: each pool{...} or pool(n) the script makes starts from them
+-- (its own options win).  An option that means nothing to a script is an
+-- error naming it (exit 255), never ignored.  --resume without --joblog
+-- resumes the script's item records (the record option).  Returns the
+-- pool options and that resume, or nil and tide's exit status.
+function M.script_defaults(args, first)
+  local ok, res = pcall(function()
+    local before = table.move(args, 1, first - 1, 1, {})
+    local o = parse(before)
+    for k in pairs(o) do
+      if k ~= "sources" and k ~= "command" and not FOR_SCRIPTS[k] then
+        local flag = VALUED[k] or k
+        die("option '%s' does not apply to a script (only to a one-liner's command line)", flag)
+      end
+    end
+    local popts = output_options(o, function() end)
+    if o["--tag"] then
+      popts.tag = true
+    end
+    local resume = o["--resume-failed"] and "failed" or o["--resume"] or nil
+    if resume and not o.joblog then
+      o["--resume"], o["--resume-failed"] = nil, nil
+    else
+      resume = nil
+    end
+    for k, v in pairs(job_options(o)) do
+      popts[k] = v
+    end
+    popts.dry_run = o["--dry-run"] or nil
+    if o.jobs then
+      popts.jobs = jobs_value(o.jobs, 1000)
+    end
+    if o["--summary"] or o["--no-summary"] then
+      popts.summary = not o["--no-summary"]
+    end
+    if o["--progress"] or o["--no-progress"] then
+      popts.progress = not o["--no-progress"]
+    end
+    local fine, err = pcall(pool.new, popts)
+    if not fine then
+      local msg = tostring(err):gsub("^bad argument #1 to 'pool' %((.*)%)$", "%1")
+      local key, rest = msg:match("^option '([%w_]+)' (.*)$")
+      die("%s", FLAG_OF[key] and ("bad value for %s: %s"):format(FLAG_OF[key], rest) or msg)
+    end
+    return { popts, resume }
+  end)
+  if ok then
+    return res[1], res[2]
+  end
+  io.stderr:write("tide: ", getmetatable(res) == Usage and res.msg or tostring(res), "\n")
+  return nil, 255
+end
+
+-- Whether a one-liner option (as written: "--joblog", "-j") takes a
+-- value in the next word.
+function M.takes_value(name)
+  local spec = OPTIONS[name]
+  if type(spec) == "string" and spec:sub(1, 1) == "-" then
+    spec = OPTIONS[spec]
+  end
+  return type(spec) == "string"
 end
 
 -- Runs the one-liner given by tide's arguments; returns the exit status.

@@ -113,8 +113,28 @@ local function check_sweep(opts, fname, argn)
   end
 end
 
+-- The pool options of arg over those given before the script
+-- (state.pool_defaults): the pool's own win.
+local function with_defaults(arg, defaults)
+  local merged = {}
+  for k, v in pairs(defaults) do
+    merged[k] = v
+  end
+  if type(arg) == "table" then
+    for k, v in pairs(arg) do
+      merged[k] = v
+    end
+  elseif arg ~= nil then
+    merged.jobs = check_jobs(arg, "pool", "size", 4)
+  end
+  return merged
+end
+
 -- pool(n) or pool{jobs = n, <job options>, halt = ...}
 function M.new(arg)
+  if state.pool_defaults then
+    arg = with_defaults(arg, state.pool_defaults)
+  end
   local n, jobopts, halt
   if arg == nil then
     n = state.default_jobs()
@@ -616,8 +636,8 @@ function Pool:map(fn, list, opts)
   end
   -- resume next to record resumes items; their jobs then do not look for
   -- a job log unless one is given too
-  local item_resume = record_path and jobopts and jobopts.resume
-  if item_resume and not jobopts.joblog then
+  local item_resume = record_path and (jobopts and jobopts.resume or state.resume_records)
+  if item_resume and jobopts and jobopts.resume and not jobopts.joblog then
     jobopts = setmetatable({ resume = false }, { __index = jobopts })
   end
   local pullfn, total = puller(list)
