@@ -192,6 +192,19 @@ describe("retries", function()
 end)
 
 describe("halt", function()
+  it("counts the jobs halt = 'now' stops as stopped, neither failed nor succeeded", function()
+    local S = h.sleeper(h.mark("haltcount"))
+    local r = h.script(([[
+      pool{jobs = 3, halt = "now,fail=1"}:map(function(c) return shell(c) end,
+        {"sleep 0.3; exit 3", "%s 30", "%s 30"})
+    ]]):format(S, S))
+    assert.are.equal(3, r.code, r.err)
+    local halt = "tide: halt now,fail=1: this job failed: sleep 0.3; exit 3; stopping 2 running items\n"
+    assert.are.equal(halt, r.err:sub(1, #halt))
+    assert.truthy(r.err:sub(#halt + 1):find(summary.pattern(1, 3, 0, { { "exit 3", "sleep 0.3; exit 3" } }, 1, nil, 2)),
+      r.err)
+  end)
+
   it("'now,fail=1' kills running jobs, skips the rest, and exits with the job's status", function()
     local mark = h.mark("haltnow")
     local S = h.sleeper(mark)

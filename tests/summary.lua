@@ -9,18 +9,20 @@ local function lit(s)
 end
 
 -- The summary of a run where failed of run jobs failed (skipped by
--- resume: skipped), anchored at both ends: the line `tide: N of M jobs
+-- resume: skipped; stopped by a halt or a stop: stopped, default 0),
+-- anchored at both ends: the line `tide: N of M jobs
 -- failed`, the counts, then one line per entry of fails ({why, cmd}, in
 -- that order; an entry false matches any failed command), then `... and N
 -- more failed` if more, then nslow slowest jobs (commands given in slow,
 -- or any).  Without failures (failed = 0) it starts at the counts.
-function M.pattern(failed, run, skipped, fails, nslow, slow)
+function M.pattern(failed, run, skipped, fails, nslow, slow, stopped)
+  stopped = stopped or 0
   local p = { "^" }
   if failed > 0 then
     p[#p + 1] = ("tide: %d of %d jobs failed\n"):format(failed, run)
   end
-  p[#p + 1] = ("tide: summary: %d jobs run, %d succeeded, %d failed, %d skipped by resume, %s wall time\n")
-    :format(run, run - failed, failed, skipped, SECS)
+  p[#p + 1] = ("tide: summary: %d jobs run, %d succeeded, %d failed, %s%d skipped by resume, %s wall time\n")
+    :format(run, run - failed - stopped, failed, stopped > 0 and (stopped .. " stopped, ") or "", skipped, SECS)
   for _, f in ipairs(fails) do
     p[#p + 1] = f and ("tide:   failed %%(%s%%): %s\n"):format(lit(f[1]), lit(f[2])) or "tide:   failed %([^\n]+\n"
   end

@@ -181,7 +181,9 @@ end
 -- its result is never seen.  It did not succeed, so it counts as failed,
 -- unless it was stopped on purpose.
 local function stop(rec, reason)
-  if not state.ON_PURPOSE[reason] then
+  if state.ON_PURPOSE[reason] then
+    state.stopped = state.stopped + 1
+  else
     state.failed = state.failed + 1
   end
   control.stop_job(rec)

@@ -49,9 +49,10 @@ end
 local function summary(stats)
   local w = {}
   local ran = stats.jobs
-  local failed = stats.failed
-  w[#w + 1] = ("tide: summary: %d jobs run, %d succeeded, %d failed, %d skipped by resume, %.3fs wall time\n")
-    :format(ran, math.max(ran - failed, 0), failed, stats.resumed, core.now() - stats.t0)
+  local failed, stopped = stats.failed, stats.stopped
+  w[#w + 1] = ("tide: summary: %d jobs run, %d succeeded, %d failed, %s%d skipped by resume, %.3fs wall time\n")
+    :format(ran, math.max(ran - failed - stopped, 0), failed, stopped > 0 and (stopped .. " stopped, ") or "",
+      stats.resumed, core.now() - stats.t0)
   for _, f in ipairs(stats.fails or {}) do
     w[#w + 1] = ("tide:   failed (%s): %s\n"):format(why(f), f.cmd)
   end
