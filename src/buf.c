@@ -194,6 +194,21 @@ void tide_buf_push(lua_State *L, const tide_buf *b) {
   luaL_pushresult(&lb);
 }
 
+/* The last max bytes of b only (a failed job's stderr tail, for a
+ * report), without reading the rest back from the spill file. */
+void tide_buf_push_tail(lua_State *L, const tide_buf *b, uint64_t max) {
+  uint64_t size = tide_buf_size(b);
+  if (size <= max) {
+    tide_buf_push(L, b);
+    return;
+  }
+  luaL_Buffer lb;
+  luaL_buffinit(L, &lb);
+  int rc = each_range(b, size - max, max, chunk_to_luabuf, &lb);
+  if (rc < 0) luaL_error(L, "reading spilled output: %s", strerror(-rc));
+  luaL_pushresult(&lb);
+}
+
 void tide_buf_free(tide_buf *b) {
   uint64_t limit = b->limit;
   free(b->data);

@@ -81,10 +81,18 @@ static int job_usage(lua_State *L) {
   return 3;
 }
 
-/* job:output("stdout"|"stderr") -> everything the job wrote there */
+/* job:output("stdout"|"stderr" [, max]) -> everything the job wrote there,
+ * or only its last max bytes */
 static int job_output(lua_State *L) {
   tide_job *j = checkjob(L);
-  tide_buf_push(L, &j->buf[streamarg(L, 2)]);
+  int k = streamarg(L, 2);
+  if (lua_isnoneornil(L, 3)) {
+    tide_buf_push(L, &j->buf[k]);
+  } else {
+    lua_Integer max = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, max >= 0, 3, "a number of bytes of at least 0");
+    tide_buf_push_tail(L, &j->buf[k], (uint64_t)max);
+  }
   return 1;
 }
 

@@ -125,6 +125,8 @@ int tide_buf_write_range(const tide_buf *b, uint64_t off, uint64_t len,
 int tide_buf_copy(tide_buf *to, const tide_buf *from);
 /* Push the whole content as one Lua string. */
 void tide_buf_push(lua_State *L, const tide_buf *b);
+/* Push only the last max bytes. */
+void tide_buf_push_tail(lua_State *L, const tide_buf *b, uint64_t max);
 void tide_buf_free(tide_buf *b);
 
 /* ---- lines.c: what a watched stream holds until Lua takes it ---- */
