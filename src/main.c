@@ -6,6 +6,9 @@
  * it owns the libuv loop, takes -j, and leaves the exit status to the Lua
  * half (tide.host), which knows how many jobs failed.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,15 +379,55 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
-/* os.exit() leaves without unwinding: no job may outlive tide even then. */
+/* os.exit() leaves without unwinding: no job may outlive tide even then.
+ * The jobs must be dead before the orphan scan: a setsid grandchild is
+ * tide's to find only once every process above it in its job has gone. */
 static void kill_jobs_at_exit(void) {
   tide_status_hide(2);
-  tide_jobs_kill(SIGKILL);
+  tide_jobs_kill_wait();
   tide_reaper_kill_all();
 }
 
+/* A descriptor 0, 1 or 2 that is closed at start would be taken by the
+ * next open (libuv's signal pipe, a job's pipe, a log file), so printing
+ * would write into it and libuv would refuse to close it: /dev/null takes
+ * its place, as lua.c's stdio would have it behave. */
+static void open_stdio(void) {
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int n = open("/dev/null", O_RDWR);
+      if (n >= 0 && n != fd) { /* a lower one failed to open */
+        dup2(n, fd);
+        close(n);
+      }
+    }
+}
+
+/* Descriptors tide inherited must not reach its jobs: every one above 2
+ * becomes close-on-exec.  Not 0-2 (uv_disable_stdio_inheritance marks them
+ * too), which os.execute and io.popen children need, as under lua. */
+static void cloexec_above_stdio(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL) {
+    for (int fd = 3; fd < 1024; fd++)
+      fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    return;
+  }
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int fd = atoi(e->d_name);
+    if (fd > 2 && fd != self) {
+      int flags = fcntl(fd, F_GETFD);
+      if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+  }
+  closedir(d);
+}
+
 int main(int argc, char **argv) {
-  uv_disable_stdio_inheritance();
+  open_stdio();
+  cloexec_above_stdio();
   atexit(kill_jobs_at_exit);
   lua_State *L = luaL_newstate();
   if (L == NULL) {

@@ -71,9 +71,35 @@ static void unlink_running(tide_job *j) {
   nrunning--;
 }
 
+void tide_jobs_each(void (*fn)(pid_t, void *), void *ud) {
+  for (tide_job *j = running; j; j = j->next)
+    fn(j->pid, ud);
+}
+
 void tide_jobs_kill(int sig) {
   for (tide_job *j = running; j; j = j->next)
     kill(-j->pid, sig);
+}
+
+/* At exit (os.exit): SIGKILL every job's group and wait until the group is
+ * empty, reaping the members that became tide's children (it is a
+ * subreaper), so that whatever left a group is an orphan of tide's by the
+ * time the reaper looks.  Bounded: a process stuck in the kernel may
+ * outlast the wait. */
+void tide_jobs_kill_wait(void) {
+  tide_jobs_kill(SIGKILL);
+  for (tide_job *j = running; j; j = j->next)
+    if (!j->finished)
+      while (waitpid(j->pid, &j->status, 0) < 0 && errno == EINTR) {}
+  for (int ms = 0; ms < 2000; ms++) {
+    int alive = 0;
+    for (tide_job *j = running; j; j = j->next) {
+      while (waitpid(-j->pid, NULL, WNOHANG) > 0) {}
+      if (kill(-j->pid, 0) == 0) alive = 1;
+    }
+    if (!alive) break;
+    usleep(1000);
+  }
 }
 
 /* ---- completion ---- */

@@ -7,18 +7,28 @@
  * rather than to init, so tide can find them among its own children (in
  * /proc/self/task/<tid>/children), reap them when they exit, and kill them
  * when tide ends.  Children that are running jobs are left to proc.c.
+ *
+ * An orphan is also killed while tide runs on, once the job it came from
+ * has ended.  Which job that was is not recorded anywhere, but it is known
+ * to be one of the jobs running when the orphan started: its creator was
+ * a process of one of them (or an orphan itself, already killed with its
+ * job).  So an orphan outside tide's own session (the children of
+ * os.execute and io.popen stay in it) is killed as soon as every running
+ * job started after it did.  Start times are the kernel's (/proc/PID/stat,
+ * in clock ticks): a tie keeps the orphan until that job has ended too.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "tide.h"
 
-#define REAP_INTERVAL_MS 1000
+#define REAP_INTERVAL_MS 250
 #define MAX_ROUNDS 100
 
 static uv_timer_t timer;
@@ -48,19 +58,54 @@ static int each_orphan(void (*fn)(pid_t)) {
   return n;
 }
 
-static void reap(pid_t pid) {
-  while (waitpid(pid, NULL, WNOHANG) < 0 && errno == EINTR) {}
-}
-
 static void kill_and_reap(pid_t pid) {
   kill(-pid, SIGKILL); /* it may lead a group or session of its own */
   kill(pid, SIGKILL);
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
 }
 
+/* The start time of pid in clock ticks since boot, or 0 if unknown. */
+static unsigned long long start_time(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')'); /* the command name may hold anything */
+  unsigned long long t = 0;
+  /* after ")": state and 18 more fields, then starttime (field 22) */
+  if (p == NULL || sscanf(p + 1,
+                          " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+                          "%*u %*d %*d %*d %*d %*d %*d %llu",
+                          &t) != 1)
+    return 0;
+  return t;
+}
+
+static unsigned long long oldest_job;
+
+static void note_job(pid_t pid, void *ud) {
+  (void)ud;
+  unsigned long long t = start_time(pid);
+  if (t && (oldest_job == 0 || t < oldest_job)) oldest_job = t;
+}
+
+/* Reaps an orphan that exited; kills one whose jobs have all ended. */
+static void reap_or_kill(pid_t pid) {
+  if (waitpid(pid, NULL, WNOHANG) != 0) return; /* reaped, or not ours */
+  if (getsid(pid) == getsid(0)) return;         /* os.execute, io.popen */
+  unsigned long long t = start_time(pid);
+  if (t == 0 || (oldest_job != 0 && oldest_job <= t)) return;
+  kill_and_reap(pid);
+}
+
 static void on_timer(uv_timer_t *t) {
   (void)t;
-  each_orphan(reap);
+  oldest_job = 0;
+  tide_jobs_each(note_job, NULL);
+  each_orphan(reap_or_kill);
 }
 
 void tide_reaper_init(void) {

@@ -273,6 +273,10 @@ void tide_job_hangup(tide_job *j, uint64_t grace_ms);
 int tide_jobs_running(void);
 void tide_jobs_terminate(uint64_t grace_ms);
 void tide_jobs_kill(int sig);
+/* SIGKILL every job's group and wait until it is gone (at exit). */
+void tide_jobs_kill_wait(void);
+/* Calls fn with the leader of every job that has not finished. */
+void tide_jobs_each(void (*fn)(pid_t, void *), void *ud);
 /* True if pid is the leader of a job that has not finished. */
 int tide_job_owns(pid_t pid);
 

@@ -1,0 +1,158 @@
+-- Fault injection: what tide does when the world misbehaves (issue #18).
+-- Each case reproduces a defect found by an adversarial pass and pins the
+-- documented behaviour (docs/guarantees.md): a write that fails is an
+-- error the user sees, never a silent loss; nothing a job starts outlives
+-- it; tide behaves as lua does with odd standard descriptors.
+--
+-- Full disks are small tmpfs mounts, made when running as root (as CI
+-- does) and skipped with a message otherwise; strace cases need strace.
+local h = require("tests.helper")
+local q = h.quote
+
+local function sh_ok(cmd)
+  return os.execute(cmd .. " >/dev/null 2>&1") == true
+end
+
+local ROOT = sh_ok("test \"$(id -u)\" = 0")
+local STRACE = sh_ok("command -v strace")
+
+-- A tmpfs of size (e.g. "64k") mounted on a fresh directory; returns its
+-- path and a function that unmounts and removes it.
+local function full_disk(size)
+  local dir = h.tmpdir()
+  assert(sh_ok(("mount -t tmpfs -o size=%s tidefault %s"):format(size, q(dir))), "cannot mount a tmpfs")
+  return dir, function()
+    os.execute(("umount -l %s; rmdir %s"):format(q(dir), q(dir)))
+  end
+end
+
+-- Runs body(dir) with a full tmpfs of size at dir, unmounted whatever
+-- happens; pending without root.
+local function with_full_disk(size, body)
+  if not ROOT then
+    pending("needs root to mount a tmpfs")
+    return
+  end
+  local dir, unmount = full_disk(size)
+  local ok, err = pcall(body, dir)
+  unmount()
+  if not ok then
+    error(err, 0)
+  end
+end
+
+local function count(marker)
+  return h.pgrep(marker)
+end
+
+describe("standard descriptors", function()
+  for fd = 0, 2 do
+    it("a closed fd " .. fd .. " at start is /dev/null: tide runs as lua does", function()
+      local dir = h.tmpdir()
+      local redir = {
+        fd == 0 and "<&-" or "</dev/null", fd == 1 and ">&-" or (">" .. dir .. "/out"),
+        fd == 2 and "2>&-" or ("2>" .. dir .. "/err"),
+      }
+      h.spit(dir .. "/out", "")
+      h.spit(dir .. "/err", "")
+      local r = h.sh(("%s -e 'print(\"hello\") io.stderr:write(\"e\\n\")' %s; echo $? >%s/code")
+        :format(q(h.TIDE), table.concat(redir, " "), dir))
+      assert.are.equal(0, r.code)
+      assert.are.equal("0\n", h.slurp(dir .. "/code"))
+      assert.are.equal(fd == 1 and "" or "hello\n", h.slurp(dir .. "/out"))
+      assert.are.equal(fd == 2 and "" or "e\n", h.slurp(dir .. "/err"))
+      os.execute("rm -rf " .. q(dir))
+    end)
+  end
+
+  it("a job still runs with fd 0, 1 and 2 closed", function()
+    local dir = h.tmpdir()
+    local r = h.sh(("%s -e 'local r = shell(\"echo job\", {capture = true}) os.exit(r.stdout == \"job\\n\" and 0 or 3)' "
+      .. "<&- >&- 2>&-; echo $? >%s/code"):format(q(h.TIDE), dir))
+    assert.are.equal(0, r.code)
+    assert.are.equal("0\n", h.slurp(dir .. "/code"))
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("os.execute and io.popen children keep stdin, stdout and stderr", function()
+    local r = h.run({ "-e", [[print(os.execute("echo hi; echo err >&2"))
+      local f = io.popen("cat; echo pop") print(f:read("a")) print(f:close())]] }, { stdin = "in\n" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("hi\ntrue\texit\t0\nin\npop\n\ntrue\texit\t0\n", r.out)
+    assert.are.equal("err\n", r.err)
+  end)
+
+  it("descriptors above 2 that tide inherited do not reach its jobs", function()
+    local r = h.sh(("exec 7>/dev/null; %s -e 'local r = shell(\"ls /proc/self/fd\", {capture = true}) io.write(r.stdout)'")
+      :format(q(h.TIDE)))
+    assert.are.equal(0, r.code, r.err)
+    assert.is_nil(r.out:find("^7\n") or r.out:find("\n7\n"), r.out)
+  end)
+end)
+
+describe("setsid grandchildren", function()
+  it("die when os.exit ends tide from inside a task", function()
+    local m = h.mark("faultexit")
+    local S = h.sleeper(m)
+    for _ = 1, 5 do
+      local r = h.script(([[
+        pool(4):map(function(i)
+          if i == 4 then shell("sleep 0.3") os.exit(0) end
+          shell(%q)
+        end, {1, 2, 3, 4})
+      ]]):format(("setsid %s 300 & exec %s 300"):format(S, S)), nil, { timeout = 30 })
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal(0, h.gone(m, 0.5))
+    end
+  end)
+
+  it("die soon after their job ends, while tide runs on", function()
+    local m = h.mark("faultjobend")
+    local S = h.sleeper(m)
+    local r = h.script(([[
+      local r = shell(%q)
+      assert(r.ok)
+      local t0 = require("tide.core").now()
+      local n
+      repeat
+        shell("sleep 0.1")
+        local p = io.popen("pgrep -fc '[t]" .. %q .. "' || true")
+        n = tonumber(p:read("a")) p:close()
+      until n == 0 or require("tide.core").now() - t0 > 3
+      print(n)
+    ]]):format(("setsid %s 300 & true"):format(S), m:sub(2)))
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("0\n", r.out)
+    assert.are.equal(0, h.gone(m, 0.5))
+  end)
+
+  it("of a job still running are left alone", function()
+    local m = h.mark("faultkeep")
+    local S = h.sleeper(m)
+    local r = h.script(([[
+      pool(2):map(function(i)
+        if i == 1 then
+          shell(%q)
+        else
+          shell("sleep 0.1") -- ends first, while the other job runs on
+          shell("sleep 0.8")
+          local p = io.popen("pgrep -fc '[t]" .. %q .. "' || true")
+          print(tonumber(p:read("a"))) p:close()
+        end
+      end, {1, 2})
+    ]]):format(("setsid %s 300 & sleep 1.5"):format(S), m:sub(2)))
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("2\n", r.out) -- the job's sh, whose command line names it, and the sleep
+    assert.are.equal(0, h.gone(m, 1))
+  end)
+
+  it("die on Ctrl-C", function()
+    local m = h.mark("faultint")
+    local S = h.sleeper(m)
+    local r = h.signal_run(([[
+      pool(2):map(function(i) shell(%q .. i) end, {1, 2})
+    ]]):format(("setsid %s 300 & touch ready."):format(S) .. "; sleep 100 #"), { ready = 2, signals = { { 0.1, "INT" } } })
+    assert.are.equal(130, r.code, r.err)
+    assert.are.equal(0, h.gone(m, 1))
+  end)
+end)
