@@ -5,6 +5,10 @@
  * child forever) without holding it in memory.  The first TIDE_BUF_BOUND bytes
  * stay in memory; past that, the memory part is moved to an unlinked
  * temporary file, so the kernel frees it whatever way tide ends.
+ *
+ * A spill that fails (a full disk, an unusable $TMPDIR) is remembered in
+ * b->err; what arrives after it is counted in b->lost, and the job's
+ * owner makes the loss an error the user sees.  Memory keeps what it had.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,11 +32,17 @@ void tide_buf_init(tide_buf *b) {
   b->ring = NULL;
   b->ring_start = b->ring_len = 0;
   b->omitted = 0;
+  b->err = 0;
+  b->lost = 0;
+}
+
+const char *tide_spill_dir(void) {
+  const char *dir = getenv("TMPDIR");
+  return dir == NULL || *dir == '\0' ? "/tmp" : dir;
 }
 
 static int open_spill(void) {
-  const char *dir = getenv("TMPDIR");
-  if (dir == NULL || *dir == '\0') dir = "/tmp";
+  const char *dir = tide_spill_dir();
   int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0) return fd;
   /* O_TMPFILE needs filesystem support; fall back to create-and-unlink. */
@@ -44,15 +54,28 @@ static int open_spill(void) {
   return fd;
 }
 
+/* Reads of the spill file go by offset up to b->spilled, so a write cut
+ * short leaves nothing behind that could be read. */
 static int spill(tide_buf *b, const char *p, size_t n) {
+  int rc = 0;
   if (b->spill_fd < 0) {
-    int fd = open_spill();
-    if (fd < 0) return fd;
-    b->spill_fd = fd;
+    rc = open_spill();
+    if (rc >= 0) {
+      b->spill_fd = rc;
+      rc = 0;
+    }
   }
-  int rc = tide_write_all(b->spill_fd, b->data, b->len);
+  if (rc == 0) rc = tide_write_all(b->spill_fd, b->data, b->len);
   if (rc == 0) rc = tide_write_all(b->spill_fd, p, n);
-  if (rc < 0) return rc;
+  if (rc == -EINTR) { /* tide is being stopped: the bytes are not kept */
+    b->lost += n;
+    return rc;
+  }
+  if (rc < 0) {
+    b->err = -rc;
+    b->lost += n;
+    return rc;
+  }
   b->spilled += b->len + n;
   b->len = 0;
   return 0;
@@ -62,6 +85,10 @@ static int add_limited(tide_buf *b, const char *p, size_t n);
 
 int tide_buf_add(tide_buf *b, const char *p, size_t n) {
   if (b->limit) return add_limited(b, p, n);
+  if (b->err) { /* nothing after a gap: the content stays a prefix */
+    b->lost += n;
+    return -b->err;
+  }
   if (b->len + n > TIDE_BUF_BOUND) return spill(b, p, n);
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
@@ -210,12 +237,15 @@ void tide_buf_push_tail(lua_State *L, const tide_buf *b, uint64_t max) {
 }
 
 void tide_buf_free(tide_buf *b) {
-  uint64_t limit = b->limit;
+  uint64_t limit = b->limit, lost = b->lost;
+  int err = b->err;
   free(b->data);
   free(b->ring);
   if (b->spill_fd >= 0) close(b->spill_fd);
   tide_buf_init(b);
   b->limit = limit;
+  b->err = err;
+  b->lost = lost;
 }
 
 static int chunk_to_out(void *ud, const char *p, size_t n) {

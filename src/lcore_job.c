@@ -159,6 +159,18 @@ static int job_tee_error(lua_State *L) {
   return 1;
 }
 
+/* job:spill_error(stream) -> nothing | message, errname: the output tide
+ * could not keep, because writing its spill file failed ("ENOSPC: no space
+ * left on device (spill): '/tmp'"); the bytes past that point are lost. */
+static int job_spill_error(lua_State *L) {
+  tide_job *j = checkjob(L);
+  tide_buf *b = &j->buf[streamarg(L, 2)];
+  if (b->err == 0) return 0;
+  tide_pusherr(L, b->err, "spill", tide_spill_dir());
+  lua_remove(L, -3);
+  return 2;
+}
+
 /* ---- watched output: taking complete lines ---- */
 
 static tide_lines *checklines(lua_State *L, tide_job **jp, int *kp) {
@@ -411,6 +423,7 @@ void tide_job_register(lua_State *L) {
                                      {"keep", job_keep},
                                      {"omitted", job_omitted},
                                      {"tee_error", job_tee_error},
+                                     {"spill_error", job_spill_error},
                                      {"flush", job_flush},
                                      {"hold", job_hold},
                                      {"lines", job_lines},

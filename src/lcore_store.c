@@ -27,7 +27,7 @@ static int store_add(lua_State *L) {
   const tide_buf *from = tide_job_buf(L, 2);
   uint64_t off = tide_buf_size(s);
   int rc = tide_buf_copy(s, from);
-  if (rc < 0) return tide_pusherr(L, rc, NULL, NULL);
+  if (rc < 0) return tide_pusherr(L, rc, "spill", tide_spill_dir());
   lua_pushinteger(L, (lua_Integer)off);
   lua_pushinteger(L, (lua_Integer)(tide_buf_size(s) - off));
   return 2;
@@ -55,7 +55,10 @@ static int store_write(lua_State *L) {
 
 /* store:reset(): forget everything (nothing is held any more). */
 static int store_reset(lua_State *L) {
-  tide_buf_free(checkstore(L));
+  tide_buf *s = checkstore(L);
+  tide_buf_free(s);
+  s->err = 0; /* a fresh spill file may be writable again */
+  s->lost = 0;
   return 0;
 }
 

@@ -110,10 +110,15 @@ typedef struct tide_buf {
   char *ring;
   size_t ring_start, ring_len;
   uint64_t omitted;
+  /* The first spill failure (an errno), and the bytes dropped since: a
+   * buffer never cuts output silently, its owner reports the loss. */
+  int err;
+  uint64_t lost;
 } tide_buf;
 
 void tide_buf_init(tide_buf *b);
-/* Append; returns 0 or a negative errno when spilling failed. */
+/* Append; returns 0 or a negative errno when spilling failed (then, and
+ * after, what did not fit in memory is dropped and counted in b->lost). */
 int tide_buf_add(tide_buf *b, const char *p, size_t n);
 uint64_t tide_buf_size(const tide_buf *b);
 /* Write everything to fd (blocking); 0 or a negative errno (-EPIPE...). */
@@ -127,7 +132,10 @@ int tide_buf_copy(tide_buf *to, const tide_buf *from);
 void tide_buf_push(lua_State *L, const tide_buf *b);
 /* Push only the last max bytes. */
 void tide_buf_push_tail(lua_State *L, const tide_buf *b, uint64_t max);
+/* Frees the content; the limit and a spill failure stay. */
 void tide_buf_free(tide_buf *b);
+/* Where spill files go: $TMPDIR, else /tmp. */
+const char *tide_spill_dir(void);
 
 /* ---- lines.c: what a watched stream holds until Lua takes it ---- */
 

@@ -156,3 +156,48 @@ describe("setsid grandchildren", function()
     assert.are.equal(0, h.gone(m, 1))
   end)
 end)
+
+describe("a spill that fails", function()
+  local SEQ = 'shell("seq 1 400000")' -- 2688895 bytes: past the 1 MiB in memory
+
+  it("with TMPDIR unusable (/proc) fails the job, names the spill and exits 1", function()
+    local r = h.run({ "-e", SEQ }, { env = { TMPDIR = "/proc" } })
+    assert.are.equal(1, r.code)
+    assert.truthy(r.err:find("seq 1 400000: stdout: output lost: %u+: .* %(spill%): '/proc'"), r.err)
+  end)
+
+  it("in capture mode gives ok = false and r.error, never ok with a cut stdout", function()
+    local r = h.run({ "-e", [[local r = shell("seq 1 400000", {capture = true})
+      print(r.ok, #r.stdout < 2688895, r.error)]] }, { env = { TMPDIR = "/proc" } })
+    assert.are.equal(1, r.code)
+    assert.truthy(r.out:find("^false\ttrue\tstdout: output lost: .*%(spill%): '/proc'\n"), r.out)
+  end)
+
+  it("on a full tmpfs loses nothing silently: whole output or a failed job", function()
+    with_full_disk("2m", function(dir)
+      local r = h.run({ "-e", SEQ }, { env = { TMPDIR = dir } })
+      assert.are.equal(1, r.code)
+      assert.truthy(r.err:find("output lost: ENOSPC: no space left on device %(spill%): '" .. dir:gsub("%p", "%%%0") .. "'"), r.err)
+      -- what was printed is the start of the output, with no gap in the middle
+      local want = {}
+      for i = 1, 400000 do
+        want[i] = i
+      end
+      want = table.concat(want, "\n") .. "\n"
+      assert.is_true(#r.out < #want)
+      assert.is_true(r.out == want:sub(1, #r.out), "a gap in the printed output")
+    end)
+  end)
+end)
+
+describe("a results directory on a full disk", function()
+  it("fails the job, naming the file, exit 1", function()
+    with_full_disk("64k", function(dir)
+      local r = h.run({ "-e", ([[pool{results = %q}:map(function(i) return shell("seq 1 40000") end, {1, 2})]])
+        :format(dir .. "/res") })
+      assert.are.equal(1, r.code)
+      assert.truthy(r.err:find("results: cannot write " .. dir:gsub("%p", "%%%0") .. "/res/%d/stdout: No space left on device"),
+        r.err)
+    end)
+  end)
+end)

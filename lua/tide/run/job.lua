@@ -472,6 +472,9 @@ function M.run(cmd, opts)
       job:release()
     end
   end
+  if r.lost then
+    util.warn(("%s: %s"):format(r.cmd, r.error)) -- never a silent loss
+  end
   if not r.ok then
     if not r.resumed then
       stats.failed = stats.failed + 1

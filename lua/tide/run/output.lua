@@ -537,7 +537,7 @@ function M.finish(job, o, r)
     for k = 1, 2 do
       local why = job:tee_error(STREAMS[k])
       if why then
-        warn(("results: cannot write %s/%s: %s"):format(o.res.path, STREAMS[k], why))
+        result.lost(r, ("results: cannot write %s/%s: %s"):format(o.res.path, STREAMS[k], why))
       end
     end
   end

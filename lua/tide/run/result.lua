@@ -11,7 +11,9 @@
 --   r.timed_out tide stopped it at its deadline; a job that ran elsewhere
 --               and came back with no status reads as SIGTERM, the signal
 --               tide sent, as a local one would
---   r.error     why it could not start or finish (no job, lost host)
+--   r.error     why it could not start or finish (no job, lost host), or
+--               why output was lost (a spill or results file that could
+--               not be written: the job then failed, whatever its status)
 local core = require("tide.core")
 
 local M = {}
@@ -46,7 +48,9 @@ end
 
 -- Why a failed job failed, in words.
 function M.why(r)
-  if r.timed_out then
+  if r.lost then
+    return r.error
+  elseif r.timed_out then
     return "timed out"
   elseif r.signal then
     return "killed by " .. r.signal
@@ -66,8 +70,16 @@ local function ok(code, timed_out, ok_codes)
 end
 M.ok = ok
 
+-- Output that could not be kept or written (msg names the file and the
+-- errno): the job failed, whatever its status said, and r.error says why.
+local function lost(r, msg)
+  r.ok, r.lost = false, true
+  r.error = r.error or msg
+end
+M.lost = lost
+
 -- The result of a job that ran: timed_out says whether tide stopped it at
--- its deadline.
+-- its deadline.  Output its spill file could not take is lost output.
 function M.of_job(job, cmd, timed_out, ok_codes)
   local code, signal, elapsed = job:result()
   local r = {
@@ -75,6 +87,12 @@ function M.of_job(job, cmd, timed_out, ok_codes)
     pid = job:pid(), elapsed = elapsed, timed_out = timed_out,
   }
   r.user, r.sys, r.maxrss = job:usage()
+  for _, stream in ipairs({ "stdout", "stderr" }) do
+    local msg = job:spill_error(stream)
+    if msg then
+      lost(r, ("%s: output lost: %s"):format(stream, msg))
+    end
+  end
   return r
 end
 
@@ -91,7 +109,7 @@ function M.from_far_end(r, facts, ok_codes)
     end
   end
   r.error = facts.error or r.error
-  r.ok = ok(r.code, r.timed_out, ok_codes)
+  r.ok = ok(r.code, r.timed_out, ok_codes) and not r.lost
 end
 
 -- libuv's "no such file or directory" as libc's strerror says it.
@@ -161,7 +179,10 @@ end
 
 -- The outline of one attempt, kept in r.tries.
 function M.outline(r)
-  return { cmd = r.cmd, code = r.code, signal = r.signal, elapsed = r.elapsed, timed_out = r.timed_out }
+  return {
+    cmd = r.cmd, code = r.code, signal = r.signal, elapsed = r.elapsed, timed_out = r.timed_out,
+    lost = r.lost, error = r.lost and r.error or nil,
+  }
 end
 
 return M
