@@ -201,3 +201,19 @@ describe("a results directory on a full disk", function()
     end)
   end)
 end)
+
+describe("NUL bytes", function()
+  for _, case in ipairs({
+    { 'shell{"printf", "[%s]\\n", "a\\0b"}', "bad argument #1 to 'shell' %(argv%[3%] contains a NUL byte%)" },
+    { 'shell("echo a\\0b")', "bad argument #1 to 'shell' %(command contains a NUL byte%)" },
+    { 'shell("pwd", {cwd = "/tmp\\0/nonexistent"})', "bad argument #2 to 'shell' %(option 'cwd' contains a NUL byte%)" },
+    { 'shell("env", {env = {X = "a\\0b"}})', "bad argument #2 to 'shell' %(env.X contains a NUL byte%)" },
+  }) do
+    it("are a misuse error, not cut silently: " .. case[1], function()
+      local r = h.run({ "-e", case[1] })
+      assert.are.equal(2, r.code, r.out)
+      assert.are.equal("", r.out)
+      assert.truthy(r.err:find(case[2]), r.err)
+    end)
+  end
+end)

@@ -89,6 +89,8 @@ local function from_argv(cmd)
       v = tostring(v)
     elseif type(v) ~= "string" then
       return nil, ("argv[%d] must be a string, got %s"):format(i, type(v))
+    elseif v:find("\0", 1, true) then -- exec would cut it there
+      return nil, ("argv[%d] contains a NUL byte"):format(i)
     end
     argv[i], words[i] = v, quote(v)
   end
@@ -139,6 +141,9 @@ local function check_opts(opts)
   if opts.capture and opts.output and opts.output ~= "capture" then
     argerror(2, ("capture = true and output = '%s' contradict each other"):format(opts.output))
   end
+  if opts.cwd and opts.cwd:find("\0", 1, true) then
+    argerror(2, "option 'cwd' contains a NUL byte")
+  end
   if opts.env then
     for k, v in pairs(opts.env) do
       local tv = type(v)
@@ -146,6 +151,8 @@ local function check_opts(opts)
         argerror(2, ("env: bad variable name %s"):format(tostring(k)))
       elseif tv ~= "string" and tv ~= "number" and v ~= false then
         argerror(2, ("env.%s must be a string, a number or false, got %s"):format(k, tv))
+      elseif tv == "string" and v:find("\0", 1, true) then
+        argerror(2, ("env.%s contains a NUL byte"):format(k))
       end
     end
   end
@@ -415,6 +422,9 @@ function M.run(cmd, opts)
   local argv, cmdstr
   local tc = type(cmd)
   if tc == "string" then
+    if cmd:find("\0", 1, true) then
+      argerror(1, "command contains a NUL byte", 3)
+    end
     -- sh also sets PWD when it runs in another directory.
     argv, cmdstr = opts.cwd and { "/bin/sh", "-c", cmd } or argv_of(cmd), cmd
   elseif tc == "table" then
