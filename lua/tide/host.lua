@@ -5,6 +5,7 @@ local backend = require("tide.backend")
 local cli = require("tide.cli")
 local core = require("tide.core")
 local progress = require("tide.run.progress")
+local report = require("tide.run.report")
 local state = require("tide.state")
 local summary = require("tide.run.summary")
 local sweep = require("tide.sweep")
@@ -92,6 +93,14 @@ local function plain_number(s)
   return s ~= nil and s:find("^%d+$") ~= nil
 end
 
+local function exists(path)
+  local f = io.open(path)
+  if f then
+    f:close()
+  end
+  return f ~= nil
+end
+
 -- Whether word names a script: a .lua name (an existing file or not: a
 -- missing x.lua is "cannot open", never a command), or a readable file
 -- whose first line is a shebang running tide or lua.
@@ -160,6 +169,9 @@ function M.is_oneliner(args)
     return false
   end
   local w = args[i]
+  if i == 1 and w == "report" and args[2] and not exists("report") then
+    return true -- tide report FILE... -o run.html (host.oneliner runs it)
+  end
   if w ~= nil and (w == "-" or is_script(w)) then
     return gnu_only and i or false
   elseif gnu_only then
@@ -198,7 +210,15 @@ end
 -- One-liner mode: runs it and returns tide's exit status (tide.cli).
 function M.oneliner(args)
   install_pipe_checks()
+  if args[1] == "report" then
+    return report.command(args)
+  end
   progress.setup()
+  local words = { "tide" }
+  for i, a in ipairs(args) do
+    words[i + 1] = util.quote(a)
+  end
+  state.command = table.concat(words, " ")
   return cli.main(args)
 end
 
@@ -217,6 +237,9 @@ function M.finish()
   -- or one was asked for
   progress.finish()
   summary.report(stats.summary)
+  if not report.finish() and status == 0 then
+    status = 1 -- a report that could not be written is not a silent loss
+  end
   return status
 end
 

@@ -142,6 +142,9 @@ function encode(v, seen)
   error("json: cannot encode a " .. tv, 0)
 end
 
+-- json.quote(s) -> s as a JSON string, quotes included.
+M.quote = string_
+
 -- json.encode(value) -> one line of JSON (no newline inside it).
 function M.encode(v)
   return encode(v, {})

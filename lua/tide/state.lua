@@ -13,6 +13,7 @@ local core = require("tide.core")
 
 local M = {
   t0 = core.now(), -- the run's clock: tide's start
+  started = core.time(), -- the same moment in seconds since the epoch
   jobs = 0, -- jobs run (a job's retries are one job)
   failed = 0, -- of those, failed
   stopped = 0, -- of those, stopped on purpose by a halt or a stop (not failed)
@@ -30,6 +31,8 @@ local M = {
   -- --resume without --joblog, which resumes item records
   pool_defaults = nil,
   resume_records = nil,
+  report = nil, -- true while a report or trace is being collected (run.report)
+  command = nil, -- the command line, for the report's header
 }
 
 -- Default seconds between SIGTERM and SIGKILL when a job is stopped (a

@@ -11,6 +11,7 @@ local core = require("tide.core")
 local options = require("tide.run.options")
 local pool = require("tide.run.pool")
 local progress = require("tide.run.progress")
+local report = require("tide.run.report")
 local shell = require("tide.run.job")
 local state = require("tide.state")
 local summary = require("tide.run.summary")
@@ -45,6 +46,7 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --delay S   --load L   --memfree SIZE   --workdir DIR   --env VAR
   -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
   --joblog FILE   --resume   --resume-failed   --summary   --no-summary
+  --report FILE   an HTML report of the run   --trace FILE   Chrome trace JSON
   --progress (or --bar, --eta)   the status line on stderr, even if not a tty
   --no-progress   no status line (default: only when stderr is a terminal)
   -S/--sshlogin [N/]login[,...]   run on ssh hosts (':' is this machine)
@@ -85,7 +87,7 @@ local OPTIONS = {
   ["--ssh"] = "ssh", ["-q"] = false, ["--quote"] = "-q",
   ["--shellquote"] = false, ["-a"] = "argfile", ["--arg-file"] = "argfile",
   ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["--verbose"] = "-v",
-  ["--will-cite"] = false, ["--help"] = false,
+  ["--will-cite"] = false, ["--help"] = false, ["--report"] = "report", ["--trace"] = "trace",
 }
 -- The options that take a value, by canonical name.
 local VALUED = {
@@ -93,7 +95,7 @@ local VALUED = {
   retries = "--retries", timeout = "--timeout", halt = "--halt", delay = "--delay",
   load = "--load", memfree = "--memfree", delim = "-d", colsep = "--colsep", header = "--header",
   n = "-n", N = "-N", workdir = "--workdir", env = "--env", sshlogin = "-S", argfile = "-a",
-  slf = "--slf", ssh = "--ssh",
+  slf = "--slf", ssh = "--ssh", report = "--report", trace = "--trace",
 }
 
 local SEPARATORS = { [":::"] = true, ["::::"] = true, [":::+"] = true, ["::::+"] = true }
@@ -624,7 +626,7 @@ end
 local FLAG_OF = {
   timeout = "--timeout", retries = "--retries", halt = "--halt", delay = "--delay",
   max_load = "--load", min_free = "--memfree", tag = "--tag/--tagstring", output = "--line-buffer/-u/--group",
-  order = "-k", results = "--results", hosts = "-S/--slf", ssh = "--ssh",
+  order = "-k", results = "--results", hosts = "-S/--slf", ssh = "--ssh", report = "--report", trace = "--trace",
 }
 
 local function job_options(o)
@@ -845,6 +847,7 @@ local function run(o)
     return raw(s, item_of(item, batched, names), i)
   end)
   popts.jobs = slots
+  popts.report, popts.trace = o.report, o.trace
   for k, v in pairs(job_options(o)) do
     popts[k] = v
   end
@@ -885,6 +888,7 @@ local function run(o)
     want = not o["--no-summary"]
   end
   summary.report(want)
+  local reported = report.finish()
   local status = math.min(stats.failed, 101)
   if stats.halt_status ~= nil and popts.halt then
     local spec = options.halt(popts.halt)
@@ -896,6 +900,9 @@ local function run(o)
     elseif spec and spec.kind == "success" then
       status = 0
     end
+  end
+  if not reported and status == 0 then
+    status = 1
   end
   return status
 end
@@ -910,6 +917,7 @@ local FOR_SCRIPTS = {
   ["--tag"] = true, ["--line-buffer"] = true, ["-u"] = true, ["--group"] = true, results = true,
   ["--dry-run"] = true, ["--summary"] = true, ["--no-summary"] = true, ["--progress"] = true,
   ["--no-progress"] = true, sshlogin = true, slf = true, ssh = true, ["--will-cite"] = true,
+  report = true, trace = true,
 }
 
 -- The options before a script (args[1 .. first - 1]) as the defaults of
@@ -929,6 +937,7 @@ function M.script_defaults(args, first)
       end
     end
     local popts = output_options(o, function() end)
+    popts.report, popts.trace = o.report, o.trace
     if o["--tag"] then
       popts.tag = true
     end

@@ -16,6 +16,7 @@ local joblog = require("tide.run.joblog")
 local options = require("tide.run.options")
 local output = require("tide.run.output")
 local pool = require("tide.run.pool")
+local report = require("tide.run.report")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
 local state = require("tide.state")
@@ -202,6 +203,9 @@ local Books = {
   __close = function(b)
     if b.rec then
       control.forget(b.rec, b.rt)
+      if state.report then
+        report.stopped(b.rec, b.task) -- its task was cancelled while it ran
+      end
     end
     if b.plan then
       b.via.abandon(b.plan)
@@ -328,7 +332,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
     spec = o.spec
   end
   stats.jobs = stats.jobs + 1
-  local books <close> = setmetatable({}, Books)
+  local books <close> = setmetatable({ task = t }, Books)
   if pol.slots and p then
     books.release = pool.acquire(t, pol.slots, cmdstr)
   end
@@ -343,7 +347,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
     end
   end
   local n, requeued, moved = 0, 0, 0
-  local r, job
+  local r, job, tail
   while true do
     if gated then
       ctx.gate = ctx.gate or control.gate()
@@ -399,6 +403,9 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       r.stdout, r.stderr = nil, nil
       emit(job)
     end
+    if state.report and not r.ok then
+      tail = job:output("stderr", report.TAIL)
+    end
     job:release()
   elseif o then
     output.not_started(o, r)
@@ -413,7 +420,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   if pol.joblog then
     joblog.after(pol, r, cmdstr, opts, t)
   end
-  return r
+  return r, tail
 end
 
 function M.run(cmd, opts)
@@ -456,9 +463,10 @@ function M.run(cmd, opts)
   if not st then
     stats.outside = stats.outside + 1
   end
-  local r
+  local r, tail
+  local called = state.report and core.now()
   if pol or (t and t.out) then
-    r = run_controlled(argv, cmdstr, opts, spec, pol or EMPTY, t)
+    r, tail = run_controlled(argv, cmdstr, opts, spec, pol or EMPTY, t)
   else
     stats.jobs = stats.jobs + 1
     local job, msg, name = spawn(argv, spec)
@@ -470,7 +478,11 @@ function M.run(cmd, opts)
       end
     else
       sched.await(job, function(reason)
-        stop({ job = job, grace = state.KILL_GRACE }, reason)
+        local rec = { job = job, grace = state.KILL_GRACE, t0 = called, cmd = cmdstr }
+        stop(rec, reason)
+        if state.report then
+          report.stopped(rec, t)
+        end
       end)
       r = result.of_job(job, cmdstr)
       r.attempts = 1
@@ -479,8 +491,14 @@ function M.run(cmd, opts)
       else
         emit(job)
       end
+      if state.report and not r.ok then
+        tail = job:output("stderr", report.TAIL)
+      end
       job:release()
     end
+  end
+  if state.report then
+    report.job(r, t, called, tail)
   end
   if r.lost then
     util.warn(("%s: %s"):format(r.cmd, r.error)) -- never a silent loss

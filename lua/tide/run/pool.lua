@@ -20,6 +20,7 @@ local options = require("tide.run.options")
 local output = require("tide.run.output")
 local progress = require("tide.run.progress")
 local records = require("tide.run.record")
+local report = require("tide.run.report")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
 local sshlogin = require("tide.backend.sshlogin")
@@ -48,6 +49,8 @@ local function sentinel(name, fields)
 end
 M.SKIPPED = sentinel("tide.SKIPPED", { skipped = true })
 M.KILLED = sentinel("tide.KILLED", { skipped = true, killed = true })
+
+local npools, nmaps = 0, 0 -- ids for the report's lanes and items
 
 local function check_jobs(n, fname, what, level)
   if math.type(n) == "float" and n == math.floor(n) then
@@ -99,14 +102,18 @@ local function check_options(opts, fname, argn, extra)
   return jobopts, halt
 end
 
--- Checks the sweep options of a pool or map options table: record (a
--- file name, or false for none) and stop_when (a function).
+-- Checks the sweep options of a pool or map options table: record,
+-- report and trace (file names, or false for none) and stop_when (a
+-- function).
 local function check_sweep(opts, fname, argn)
-  local r, w = opts.record, opts.stop_when
-  if r ~= nil and r ~= false and (type(r) ~= "string" or r == "" or r:find("\0", 1, true)) then
-    error(("bad argument #%d to '%s' (option 'record' must be a file name, got %s)")
-      :format(argn, fname, describe(r)), 3)
+  for _, k in ipairs({ "record", "report", "trace" }) do
+    local r = opts[k]
+    if r ~= nil and r ~= false and (type(r) ~= "string" or r == "" or r:find("\0", 1, true)) then
+      error(("bad argument #%d to '%s' (option '%s' must be a file name, got %s)")
+        :format(argn, fname, k, describe(r)), 3)
+    end
   end
+  local w = opts.stop_when
   if w ~= nil and w ~= false and not callable(w) then
     error(("bad argument #%d to '%s' (option 'stop_when' must be a function(value, item), got %s)")
       :format(argn, fname, describe(w)), 3)
@@ -140,8 +147,12 @@ function M.new(arg)
     n = state.default_jobs()
   elseif type(arg) == "table" then
     jobopts, halt = check_options(arg, "pool", 1,
-      { jobs = true, order = true, summary = true, progress = true, record = true, stop_when = true })
+      { jobs = true, order = true, summary = true, progress = true, record = true, stop_when = true,
+        report = true, trace = true })
     check_sweep(arg, "pool", 1)
+    if arg.report or arg.trace then
+      report.enable(arg.report or nil, arg.trace or nil)
+    end
     if arg.progress ~= nil then
       if type(arg.progress) ~= "boolean" then
         error(("bad argument #1 to 'pool' (option 'progress' must be a boolean, got %s)")
@@ -165,8 +176,10 @@ function M.new(arg)
   else
     n = check_jobs(arg, "pool", "size", 3)
   end
+  npools = npools + 1
   return setmetatable({
     size = n, used = 0, queue = {}, grow = {}, jobopts = jobopts, halt = halt or nil,
+    id = npools, free_lanes = {}, nlanes = 0,
     order = type(arg) == "table" and options.order(arg.order) or nil,
     record = type(arg) == "table" and arg.record or nil,
     stop_when = type(arg) == "table" and arg.stop_when or nil,
@@ -362,21 +375,29 @@ local function oversize(what, w, size)
   util.warn(("%s needs %d slots but the pool has %d: running it alone"):format(what, w, size))
 end
 
--- Appends the record of task t's item (see record.lua).
-local function write_record(st, t, ok, value)
-  local status, v = "error", nil
+-- How task t's item ended, in record.lua's words, and the value to keep.
+local function item_status(t, ok, value)
   if ok then
-    v = value
-    status = (t.failed or (type(value) == "table" and value.ok == false)) and "failed" or "ok"
+    return (t.failed or (type(value) == "table" and value.ok == false)) and "failed" or "ok", value
   elseif value == sched.CANCELLED then
-    status = "stopped"
-  else
-    v = tostring(value)
+    return "stopped"
   end
-  local fine, err = pcall(records.write, st.rec, t.index, t.item, v, status, t.start, core.now() - t.t0,
-    t.stopper)
-  if not fine then
-    fail(st, tostring(err))
+  return "error", tostring(value)
+end
+
+-- Appends the record of task t's item (see record.lua), and its row in
+-- the report.
+local function write_record(st, t, ok, value)
+  local status, v = item_status(t, ok, value)
+  if st.rec then
+    local fine, err = pcall(records.write, st.rec, t.index, t.item, v, status, t.start, core.now() - t.t0,
+      t.stopper)
+    if not fine then
+      fail(st, tostring(err))
+    end
+  end
+  if state.report then
+    report.item(st, t.index, t.item, v, status, t)
   end
 end
 
@@ -403,13 +424,14 @@ local function on_done(t, ok, value, tb)
   if ok then
     ask_stop_when(st, value, t.item, t)
   end
-  if st.rec then
+  if st.rec or state.report then
     write_record(st, t, ok, value)
   end
   st.tasks[t] = nil
   st.active = st.active - 1
   local pool = st.pool
   pool.used = pool.used - t.held
+  pool.free_lanes[#pool.free_lanes + 1] = t.slot
   if st.ord then
     output.item_done(st.ord, t.index)
   end
@@ -437,6 +459,9 @@ local function start(st, item, w)
     if done then
       st.results[i] = value
       state.resumed = state.resumed + 1
+      if state.report then
+        report.item(st, i, item, value, "resumed")
+      end
       if st.ord then
         output.item_done(st.ord, i)
       end
@@ -457,6 +482,20 @@ local function start(st, item, w)
     return fn(item, i)
   end, on_done)
   t.map, t.pool, t.index, t.held, t.item = st, pool, i, w, item
+  -- its slot: a number from 1 that no other running task of the pool has
+  local free = pool.free_lanes
+  local slot = free[#free]
+  if slot then
+    free[#free] = nil
+  else
+    pool.nlanes = pool.nlanes + 1
+    slot = pool.nlanes
+  end
+  t.slot = slot
+  if state.report then
+    t.lane = npools > 1 and (pool.id .. "." .. slot) or slot
+    t.t0r = core.now()
+  end
   if st.rec then
     t.start, t.t0 = core.time(), core.now()
   end
@@ -651,6 +690,8 @@ function Pool:map(fn, list, opts)
     jobopts = jobopts, weight = weight, total = total, halt = halt or nil,
     ndone = 0, nok = 0, nfail = 0, stop_when = stop_when,
   }
+  nmaps = nmaps + 1
+  st.id = nmaps
   if record_path then
     st.rec = records.open(record_path, item_resume)
     st.resume = item_resume and true or nil
