@@ -4,10 +4,13 @@
  * Failures of the environment come back as tide_pusherr makes them.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +46,60 @@ static int core_mkdir(lua_State *L) {
       return tide_pusherr(L, e, "mkdir", path);
   }
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.stat(path) -> device, inode | nil, message, errname: a file's
+ * identity, so that one file named two ways ("jl", "./jl") is one file. */
+static int core_stat(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) return tide_pusherr(L, errno, "stat", path);
+  lua_pushinteger(L, (lua_Integer)st.st_dev);
+  lua_pushinteger(L, (lua_Integer)st.st_ino);
+  return 2;
+}
+
+/* core.mkdtemp(template) -> path | nil, message, errname: a new directory
+ * of mode 0700 whose name is template with its trailing XXXXXX replaced by
+ * unpredictable characters (mkdtemp(3)): nobody can have made it first. */
+static int core_mkdtemp(lua_State *L) {
+  size_t n;
+  const char *t = luaL_checklstring(L, 1, &n);
+  luaL_argcheck(L, n >= 6 && strcmp(t + n - 6, "XXXXXX") == 0, 1,
+                "template must end in XXXXXX");
+  luaL_Buffer b;
+  char *path = luaL_buffinitsize(L, &b, n + 1);
+  memcpy(path, t, n + 1);
+  if (mkdtemp(path) == NULL) return tide_pusherr(L, errno, "mkdtemp", t);
+  luaL_pushresultsize(&b, n);
+  return 1;
+}
+
+/* core.nonce() -> 32 hex digits from the kernel's random source: names
+ * that must not be guessed, whatever math.randomseed the script used. */
+static int core_nonce(lua_State *L) {
+  unsigned char r[16];
+  size_t got = 0;
+  while (got < sizeof r) {
+    ssize_t n = getrandom(r + got, sizeof r - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return tide_pusherr(L, errno, "getrandom", NULL);
+    got += (size_t)n;
+  }
+  char hex[33];
+  for (size_t i = 0; i < sizeof r; i++)
+    snprintf(hex + 2 * i, 3, "%02x", r[i]);
+  lua_pushlstring(L, hex, 32);
+  return 1;
+}
+
+/* core.broken(fd) -> true if fd is a pipe or socket whose reader has gone
+ * (a write would fail with EPIPE): a job writing straight to tide's stdout
+ * meets the EPIPE itself, so tide must ask. */
+static int core_broken(lua_State *L) {
+  struct pollfd p = {(int)luaL_checkinteger(L, 1), POLLOUT, 0};
+  lua_pushboolean(L, poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0);
   return 1;
 }
 
@@ -209,6 +266,10 @@ int luaopen_tide_core(lua_State *L) {
                                    {"signame", core_signame},
                                    {"time", core_time},
                                    {"mkdir", core_mkdir},
+                                   {"mkdtemp", core_mkdtemp},
+                                   {"stat", core_stat},
+                                   {"nonce", core_nonce},
+                                   {"broken", core_broken},
                                    {"write", core_write},
                                    {"store", tide_store_new},
                                    {"isatty", core_isatty},

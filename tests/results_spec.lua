@@ -97,7 +97,7 @@ describe("item records", function()
     local n = 0
     for l in io.lines(rec) do
       n = n + 1
-      if not l:find('"status":"o$') then
+      if not l:find('"status":"o\t#torn$') then -- ended with a mark no line parses with
         assert.matches("^{.*}$", l)
       end
     end

@@ -4,6 +4,7 @@
 -- run.job calls before() for a job whose options set joblog, resume or
 -- dry_run (a result means: do not run it) and after() once it has ended.
 local core = require("tide.core")
+local logfile = require("tide.run.logfile")
 local result = require("tide.run.result")
 local state = require("tide.state")
 local util = require("tide.util")
@@ -12,25 +13,32 @@ local M = {}
 
 M.HEADER = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n"
 
--- Open logs by path: several pools (or maps, or jobs) of one run share one.
-local logs = {}
-
 -- Job numbers of jobs run outside any map.
 local seq = 0
 
 local quote = util.quote
 
+local ESCAPES = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r" }
+
+-- s with backslashes, tabs, newlines and carriage returns escaped: one
+-- line, one column, and two strings never look alike.
+local function escape(s)
+  return (s:gsub("[\\\t\n\r]", ESCAPES))
+end
+
 -- The Command column, which is also the resume key: the command itself,
--- with tabs, newlines and backslashes escaped, and when the job was given
--- a cwd or env, a marker " #tide cwd=DIR env=K=V ..." (env sorted by name;
--- a variable removed with false is "-K").
+-- escaped, and when the job was given a cwd or env, a marker " #tide
+-- cwd=DIR env=K=V ..." (values quoted for sh, then escaped; env sorted by
+-- name; a variable removed with false is "-K").  " #tide" in the command
+-- is written " \#tide", so the marker is always the key's only one and
+-- two jobs that differ have different keys.
 function M.key(cmdstr, opts)
-  local k = cmdstr:gsub("[\\\t\n\r]", { ["\\"] = "\\\\", ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r" })
+  local k = escape(cmdstr):gsub(" #tide", " \\#tide")
   local cwd, env = opts.cwd, opts.env
   if cwd or env then
     local parts = { k, " #tide" }
     if cwd then
-      parts[#parts + 1] = " cwd=" .. quote(cwd)
+      parts[#parts + 1] = " cwd=" .. escape(quote(cwd))
     end
     if env then
       local names = {}
@@ -42,24 +50,21 @@ function M.key(cmdstr, opts)
         parts[#parts + 1] = " env="
         for i, name in ipairs(names) do
           local v = env[name]
-          parts[#parts + 1] = (i > 1 and " " or "") .. (v == false and "-" .. name or name .. "=" .. quote(tostring(v)))
+          parts[#parts + 1] = (i > 1 and " " or "")
+            .. (v == false and "-" .. name or name .. "=" .. escape(quote(tostring(v))))
         end
       end
     end
-    k = table.concat(parts):gsub("[\t\n\r]", " ")
+    k = table.concat(parts)
   end
   return k
 end
 
--- Reads an existing log: Command column -> its last line's fields.
+-- Reads an existing log: Command column -> its last line's fields; a
+-- torn last line is left out (logfile.lua).  Whether it had any line.
 local function load(path, done)
-  local f = io.open(path, "rb")
-  if not f then
-    return false
-  end
-  local any = false
-  for line in f:lines() do
-    any = true
+  local lines = logfile.read(path)
+  for _, line in ipairs(lines) do
     local sq, _, start, runtime, _, _, code, sig, cmd =
       line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
     if sq and sq ~= "Seq" then
@@ -69,30 +74,21 @@ local function load(path, done)
       }
     end
   end
-  f:close()
-  return any
+  return #lines > 0
 end
 
--- The open log for path.  Without resume the file is started afresh (as
--- GNU parallel does) the first time this run opens it; with resume, its
--- lines are read and new ones appended.
+-- The open log for path (one per file, however it is named).  Without
+-- resume the file is started afresh (as GNU parallel does) the first time
+-- this run opens it; with resume, its lines are read and new ones
+-- appended.
 local function open(path, resume)
-  local log = logs[path]
-  if log then
-    return log
+  local log, new = logfile.open(path, not resume, "shell: joblog")
+  if new then
+    log.done = {}
+    if not (resume and load(path, log.done)) then
+      logfile.write(log, M.HEADER:sub(1, -2))
+    end
   end
-  log = { done = {} }
-  local existing = resume and load(path, log.done)
-  local f, err = io.open(path, existing and "ab" or "wb")
-  if not f then
-    error("shell: joblog: " .. err, 0)
-  end
-  if not existing then
-    f:write(M.HEADER)
-    f:flush()
-  end
-  log.f = f
-  logs[path] = log
   return log
 end
 
@@ -138,9 +134,8 @@ function M.after(pol, r, cmdstr, opts, t)
   local code = r.code or 0
   local sig = result.logged_signal(r)
   -- Host: the sshlogin that ran it, ":" for this machine, as GNU parallel
-  log.f:write(("%d\t%s\t%.3f\t%.3f\t0\t0\t%d\t%d\t%s\n")
+  logfile.write(log, ("%d\t%s\t%.3f\t%.3f\t0\t0\t%d\t%d\t%s")
     :format(n, r.host or ":", core.time() - elapsed, elapsed, math.tointeger(code) or -1, sig, key))
-  log.f:flush()
   log.done[key] = { code = code, signal = sig, elapsed = elapsed }
 end
 

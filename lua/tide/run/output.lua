@@ -18,6 +18,7 @@
 -- file), and the job itself is released at once.
 local core = require("tide.core")
 local json = require("tide.json")
+local logfile = require("tide.run.logfile")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
 local util = require("tide.util")
@@ -191,10 +192,11 @@ end
 ---------------------------------------------------------------------------
 -- Results directories
 
-local dirs = {}
+local dirs = {} -- [path] and [device:inode] = its state
 
--- The state of a results directory, made on first use in this run: its
--- index file is started afresh then, and appended to as jobs end.
+-- The state of a results directory, made on first use in this run (under
+-- whichever name): its index file is started afresh then, and appended to
+-- as jobs end (logfile.lua).
 local function results_dir(dir)
   local d = dirs[dir]
   if d then
@@ -204,11 +206,12 @@ local function results_dir(dir)
   if not ok then
     error(("shell: results: cannot create directory %s (%s)"):format(dir, msg), 0)
   end
-  local f, err = io.open(dir .. "/results.jsonl", "wb")
-  if not f then
-    error("shell: results: " .. err, 0)
+  local id = logfile.identity(dir) or dir
+  d = dirs[id]
+  if not d then
+    d = { dir = dir, used = {}, loose = 0, index = logfile.open(dir .. "/results.jsonl", true, "shell: results") }
+    dirs[id] = d
   end
-  d = { dir = dir, used = {}, loose = 0, index = f }
   dirs[dir] = d
   return d
 end
@@ -239,14 +242,24 @@ local function results_slot(dir, t)
   return { d = d, path = path, i = t and t.index, item = t and t.item }
 end
 
+-- Writes s to the file at path; nil and why if that failed.
 local function spit(path, s)
   local f, err = io.open(path, "wb")
   if not f then
     warn("results: " .. err)
-    return
+    return nil, err
   end
-  f:write(s)
-  f:close()
+  local ok
+  ok, err = f:write(s)
+  if ok then
+    ok, err = f:close()
+  else
+    f:close()
+  end
+  if not ok then
+    return nil, ("results: cannot write %s: %s"):format(path, err)
+  end
+  return true
 end
 
 local function or_null(v)
@@ -260,7 +273,10 @@ end
 function M.record(o, r, argv)
   local res = o.res
   local path = res.path
-  spit(path .. "/exit", result.status(r) .. "\n")
+  local ok, why = spit(path .. "/exit", result.status(r) .. "\n")
+  if not ok then
+    result.lost(r, why)
+  end
   local item = res.item
   if item ~= nil and not pcall(json.encode, item) then
     item = tostring(item)
@@ -272,9 +288,7 @@ function M.record(o, r, argv)
     user = r.user, sys = r.sys, maxrss = r.maxrss,
     dir = path, stdout = path .. "/stdout", stderr = path .. "/stderr",
   })
-  local f = res.d.index
-  f:write(line, "\n")
-  f:flush()
+  logfile.write(res.d.index, line)
 end
 
 ---------------------------------------------------------------------------

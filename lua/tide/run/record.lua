@@ -21,12 +21,12 @@
 --
 -- Each line is written by one write(2) under O_APPEND and is complete
 -- before the next starts; a torn last line (tide killed mid-write) is
--- ignored when read, and the next run starts on a fresh line.
+-- ignored when read, and the next run starts on a fresh line
+-- (logfile.lua, shared with the job log).
 local json = require("tide.json")
+local logfile = require("tide.run.logfile")
 
 local M = {}
-
-local files = {} -- [path] = the open record of this run
 
 -- The key of an item, or nil if JSON cannot hold it (never resumed).
 function M.key(item)
@@ -37,58 +37,34 @@ end
 -- Reads a record file: the decoded records in file order, and whether
 -- its last line was torn.  A missing file is empty.
 function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return {}, false
-  end
-  local text = f:read("a")
-  f:close()
-  local out, torn = {}, false
-  local pos = 1
-  while pos <= #text do
-    local nl = text:find("\n", pos, true)
-    if not nl then
-      torn = true -- no newline: cut short by a kill
-      break
-    end
-    local ok, r = pcall(json.decode, text:sub(pos, nl - 1))
+  local lines, torn = logfile.read(path)
+  local out = {}
+  for _, line in ipairs(lines) do
+    local ok, r = pcall(json.decode, line)
     if ok and type(r) == "table" then
       out[#out + 1] = r
     end
-    pos = nl + 1
   end
   return out, torn
 end
 
--- The record of this run for path.  Without resume the file is started
--- afresh the first time this run opens it; with resume, what it holds
--- is read (done: key -> the latest record) and new lines are appended.
+-- The record of this run for path (one per file, however it is named).
+-- Without resume the file is started afresh the first time this run
+-- opens it; with resume, what it holds is read (done: key -> the latest
+-- record) and new lines are appended.
 function M.open(path, resume)
-  local rec = files[path]
-  if rec then
-    return rec
-  end
-  local done, torn = {}, false
-  if resume then
-    local lines
-    lines, torn = M.read(path)
-    for _, r in ipairs(lines) do
-      local k = r.item ~= nil and M.key(r.item)
-      if k then
-        done[k] = r
+  local rec, new = logfile.open(path, not resume, "map: record")
+  if new then
+    rec.done = {}
+    if resume then
+      for _, r in ipairs(M.read(path)) do
+        local k = r.item ~= nil and M.key(r.item)
+        if k then
+          rec.done[k] = r
+        end
       end
     end
   end
-  local f, err = io.open(path, resume and "ab" or "wb")
-  if not f then
-    error(("map: record: %s"):format(err), 0)
-  end
-  f:setvbuf("no") -- each line one write(2)
-  if torn then
-    f:write("\n")
-  end
-  rec = { f = f, path = path, done = done }
-  files[path] = rec
   return rec
 end
 
@@ -113,10 +89,7 @@ function M.write(rec, i, item, value, status, start, elapsed, stop)
   if value ~= nil and M.key(value) then
     line.value = value
   end
-  local ok, err = rec.f:write(json.encode(line) .. "\n")
-  if not ok then
-    error(("map: record: cannot write %s: %s"):format(rec.path, err), 0)
-  end
+  logfile.write(rec, json.encode(line))
 end
 
 -- tide.records(path): the latest record of each item in a record file, in
