@@ -383,3 +383,24 @@ describe("strace fault injection", function()
     os.execute("rm -rf " .. q(dir))
   end)
 end)
+
+describe("ungroup into a closed pipe", function()
+  it("stops starting jobs once the reader has gone and ends as SIGPIPE (141)", function()
+    local dir = h.tmpdir()
+    local r = h.pipe_head(([[
+      local l = {}
+      for i = 1, 300 do l[i] = i end
+      pool{jobs = 2, output = "ungroup"}:map(function(i)
+        shell("echo started >> %s/n; echo " .. i .. "; sleep 0.01")
+      end, l)
+    ]]):format(dir), 1)
+    assert.are.equal(141, r.code, r.err)
+    assert.are.equal("1\n", r.out)
+    local n = 0
+    for _ in io.lines(dir .. "/n") do
+      n = n + 1
+    end
+    assert.is_true(n < 20, n .. " jobs started after head exited")
+    os.execute("rm -rf " .. q(dir))
+  end)
+end)

@@ -391,6 +391,11 @@ function M.begin(o, cmdstr)
   o.mid[1], o.mid[2], o.holding = false, false, false
   if o.spec.stdout == "inherit" then
     io.stdout:flush() -- the job writes after what the script printed
+    -- The job writes to tide's stdout itself, so the EPIPE is the job's:
+    -- tide asks whether the reader (head) has gone, and goes as lua would.
+    if core.broken(1) then
+      core.die(core.SIGPIPE)
+    end
   end
   if o.res then
     o.start = core.time()
@@ -542,6 +547,9 @@ end
 -- r gets what capture keeps.
 function M.finish(job, o, r)
   local mode = o.mode
+  if o.spec.stdout == "inherit" and core.broken(1) then
+    core.die(core.SIGPIPE) -- see M.begin
+  end
   if mode == "capture" then
     result.captured(r, job:output("stdout"), job:output("stderr"), job:omitted("stdout"), job:omitted("stderr"))
   elseif mode == "group" or (mode == "line" and o.holding) then
