@@ -975,6 +975,12 @@ function M.script_defaults(args, first)
   return nil, 255
 end
 
+-- The option tables, read by the tests that keep the man page, the bash
+-- completion and docs/gnu-parallel.md in step with the code: OPTIONS
+-- (tide's, aliases included), NOT_YET (among them, those that stop with
+-- "not available yet") and GNU (every option of GNU parallel's).
+M.OPTIONS, M.NOT_YET, M.GNU = OPTIONS, NOT_YET, GNU
+
 -- Whether a one-liner option (as written: "--joblog", "-j") takes a
 -- value in the next word.
 function M.takes_value(name)
