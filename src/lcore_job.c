@@ -46,7 +46,8 @@ static uint64_t grace_ms(lua_State *L, int idx, lua_Number grace) {
 
 static int job_gc(lua_State *L) { return tide_obj_gc(L, JOB_MT); }
 
-/* job:result() -> code|nil, signal name|nil, elapsed seconds */
+/* job:result() -> code|nil, signal name|nil, elapsed seconds, when it started
+ * (on core.now()'s clock) */
 static int job_result(lua_State *L) {
   tide_job *j = checkjob(L);
   if (!j->finished) return luaL_error(L, "job is still running");
@@ -62,7 +63,8 @@ static int job_result(lua_State *L) {
     lua_pushnil(L);
   }
   lua_pushnumber(L, (double)(j->t1 - j->t0) / 1e9);
-  return 3;
+  lua_pushnumber(L, (double)j->t0 / 1e9); /* on core.now()'s clock */
+  return 4;
 }
 
 static int job_pid(lua_State *L) {

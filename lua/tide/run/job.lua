@@ -477,8 +477,9 @@ function M.run(cmd, opts)
         r.stdout, r.stderr = nil, nil
       end
     else
+      local t0 = core.now()
       sched.await(job, function(reason)
-        local rec = { job = job, grace = state.KILL_GRACE, t0 = called, cmd = cmdstr }
+        local rec = { job = job, grace = state.KILL_GRACE, t0 = t0, cmd = cmdstr }
         stop(rec, reason)
         if state.report then
           report.stopped(rec, t)

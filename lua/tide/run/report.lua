@@ -166,8 +166,9 @@ function M.job(r, t, called, tail)
   local elapsed = r.elapsed or 0
   local status = r.timed_out and "timeout" or (r.ok and "ok" or "failed")
   local cpu = (r.user or 0) + (r.sys or 0)
-  local wait = math.max(now - elapsed - (called or now), 0)
-  add_job(lane, r.host or ":", wall(now - elapsed), elapsed, wait, status, r.code, r.signal, cpu, r.maxrss or 0,
+  local start = r.start or wall(now - elapsed)
+  local wait = math.max(start - wall(called or now), 0)
+  add_job(lane, r.host or ":", start, elapsed, wait, status, r.code, r.signal, cpu, r.maxrss or 0,
     r.attempts or 1, item_of(t), r.cmd)
   if not r.ok then
     tail = tail or r.stderr
@@ -192,6 +193,11 @@ end
 
 -- An item of map st has ended (status: record.lua's words) or was resumed.
 function M.item(st, i, item, value, status, t)
+  if type(value) == "table" and type(value.cmd) == "string" and value.attempts and value.ok ~= nil then
+    -- a shell() result: its times, CPU and RSS are the item's columns
+    -- already; as metrics, how it ended
+    value = { ok = value.ok, code = value.code, signal = value.signal }
+  end
   local ok, itext = pcall(json.encode, item)
   if not ok then
     itext = quote(tostring(item))

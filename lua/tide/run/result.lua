@@ -14,7 +14,9 @@
 --   r.error     why it could not start or finish (no job, lost host), or
 --               why output was lost (a spill or results file that could
 --               not be written: the job then failed, whatever its status)
+--   r.start     when it started, in seconds since the epoch
 local core = require("tide.core")
+local state = require("tide.state")
 
 local M = {}
 
@@ -81,10 +83,10 @@ M.lost = lost
 -- The result of a job that ran: timed_out says whether tide stopped it at
 -- its deadline.  Output its spill file could not take is lost output.
 function M.of_job(job, cmd, timed_out, ok_codes)
-  local code, signal, elapsed = job:result()
+  local code, signal, elapsed, t0 = job:result()
   local r = {
     ok = ok(code, timed_out, ok_codes), code = code, signal = signal, cmd = cmd,
-    pid = job:pid(), elapsed = elapsed, timed_out = timed_out,
+    pid = job:pid(), elapsed = elapsed, timed_out = timed_out, start = state.started + (t0 - state.t0),
   }
   r.user, r.sys, r.maxrss = job:usage()
   for _, stream in ipairs({ "stdout", "stderr" }) do
