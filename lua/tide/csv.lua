@@ -86,13 +86,16 @@ function M.write(path, rows, columns)
     end
     table.sort(columns)
   end
+  if #columns == 0 then
+    columns = nil -- no row has a field: an empty file, not a blank line
+  end
   local lines = {}
   local head = {}
-  for c, name in ipairs(columns) do
+  for c, name in ipairs(columns or {}) do
     head[c] = field(tostring(name))
   end
   lines[1] = table.concat(head, ",")
-  for i = 1, n do
+  for i = 1, columns and n or 0 do
     local cells = {}
     for c, name in ipairs(columns) do
       cells[c] = field(flat[i][name])
@@ -103,7 +106,7 @@ function M.write(path, rows, columns)
   if not f then
     error(("csv.write: %s"):format(err), 2)
   end
-  local ok, werr = f:write(table.concat(lines, "\r\n"), "\r\n")
+  local ok, werr = f:write(columns and (table.concat(lines, "\r\n") .. "\r\n") or "")
   local closed, cerr = f:close()
   if not ok or not closed then
     error(("csv.write: cannot write %s: %s"):format(path, werr or cerr), 2)

@@ -16,10 +16,13 @@ function M.quote(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
--- A value as an error message shows it: strings quoted.
+-- A value as an error message shows it: strings quoted, a table as what
+-- it is rather than its address.
 function M.describe(v)
   if type(v) == "string" then
     return ("'%s'"):format(v)
+  elseif type(v) == "table" and not (getmetatable(v) and getmetatable(v).__tostring) then
+    return next(v) == nil and "an empty table" or "a table"
   end
   return tostring(v)
 end
@@ -83,8 +86,7 @@ function M.user_traceback(tb)
   end
   local out = {}
   for line in (tb .. "\n"):gmatch("(.-)\n") do
-    if not (line:find("^\ttide/") or line == "\t[C]: in function 'error'" or line == "\t[C]: in ?"
-        or line == "\t(...tail calls...)") then
+    if not (line:find("^\ttide/") or line == "\t[C]: in function 'error'" or line == "\t[C]: in ?") then
       out[#out + 1] = line
     end
   end

@@ -23,15 +23,20 @@ local M = {}
 local USAGE = [==[
 usage: tide [options] [script [args]]                 run a Lua script
        tide [options] [command [args]] ::: a b ::: c  one-liner, as GNU parallel
+       tide report RECORD_OR_JOBLOG... -o run.html     a report of a past run
 Script mode (lua's options):
   -e stat   execute string 'stat'       -l mod    require library 'mod'
   -j N      default pool size           -v        show version information
   -E        ignore LUA_* variables      -W        turn warnings on
   -h        short help                  --  / -   stop handling options / stdin
-One-liner mode, when a ::: or :::: separator is present, or an option below
-that lua does not know is given, or the first word is not a file here and is
-not a .lua name but a program in PATH (`ls | tide -j4 gzip`). A word ending
-in .lua is always a script.
+A script is a .lua name, or a file whose first line is a tide or lua #!,
+wherever it stands after the options: the one-liner options below that mean
+something to a script (-j, --joblog, --resume, -k, --timeout, --halt,
+--results, --report, -S...) then apply to its pools; --resume without
+--joblog resumes item records; any other is refused.  Otherwise one-liner
+mode, when a ::: :::: :::+ or ::::+ separator is present, or an option below
+is given, or the first word is not a file here but a program in PATH
+(`ls | tide -j4 gzip`).
 Input:  ::: args   :::: file (- = stdin)   :::+ / ::::+ (linked to the previous
         source)   -a file   --link   no source: stdin's lines
         -0 / --null   -d delim   --colsep sep   --header :
@@ -51,9 +56,12 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --no-progress   no status line (default: only when stderr is a terminal)
   -S/--sshlogin [N/]login[,...]   run on ssh hosts (':' is this machine)
   --slf FILE   sshlogins from a file, one a line   --ssh CMD  the ssh command
-Not available yet: -v (it stops with exit 255 rather than being ignored).
-Exit status: the number of failed jobs (at most 101); with --halt ...,fail=1
-the failing job's status; 255 for other errors.
+Not available yet: -v.  An option of GNU parallel's that tide lacks, like a
+typo, stops with exit 255 rather than being ignored.
+Exit status of a one-liner: the number of failed jobs (at most 101); with
+--halt ...,fail=1 the failing job's status, with --halt ...,fail=P% the
+percentage failed; 255 for other errors.  A script: 0, 1 if a job failed,
+2 for a script error, 128+N for signal N.
 ]==]
 
 -- An error in the command line: message, exit 255.
@@ -930,6 +938,9 @@ function M.script_defaults(args, first)
   local ok, res = pcall(function()
     local before = table.move(args, 1, first - 1, 1, {})
     local o = parse(before)
+    if #o.sources > 0 then
+      die("option '-a' does not apply to a script (only to a one-liner's command line)")
+    end
     for k in pairs(o) do
       if k ~= "sources" and k ~= "command" and not FOR_SCRIPTS[k] then
         local flag = VALUED[k] or k

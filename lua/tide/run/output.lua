@@ -1,6 +1,7 @@
 -- output.lua: where a job's output goes, the policy half of tide's output
--- options (job.c holds the mechanisms: it keeps, splits, tags and writes
--- the bytes; this file decides which of that each job gets).
+-- options (src/proc.c, lines.c and out.c hold the mechanisms: they keep,
+-- split, tag and write the bytes; this file decides which of that each
+-- job gets).
 --
 -- Modes: "group" (the default: each stream as one block when the job
 -- ends), "line" (complete lines as they come), "ungroup" (the job writes
