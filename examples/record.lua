@@ -3,7 +3,8 @@
 -- record file as it ends, a rerun (after Ctrl-C, kill -9 or a crash) runs
 -- only what has no "ok" record yet, the sweep stops early once the loss is
 -- good enough, and the records become a CSV table for a spreadsheet or
--- pandas.  Run it twice: the second run runs nothing and prints the same.
+-- pandas, and report.html shows the run at a glance.  Run it twice: the
+-- second run runs nothing and prints the same.
 local out = arg[1] or "."
 local record = out .. "/sweep.jsonl"
 
@@ -16,7 +17,7 @@ local TRAIN = [[sleep 0.1; awk -v lr={lr} -v d={depth} 'BEGIN {
 -- Parameters in the order given: lr varies slowest.
 local params = grid{ { "lr", { 0.1, 0.01, 0.001 } }, { "depth", { 1, 2, 4, 8 } } }
 
-local results = pool{ jobs = 2, record = record, resume = true }:map(function(p)
+local results = pool{ jobs = 2, record = record, resume = true, report = out .. "/report.html" }:map(function(p)
   local r = shell(fmt(TRAIN, p), { capture = true })
   return { loss = tonumber(r.stdout:match("loss=(%S+)")) }
 end, params, {
@@ -36,4 +37,4 @@ end
 print(("%d of %d runs have a loss%s"):format(done, results.n,
   results.stopped and ("; stopped: " .. tostring(results.stopped)) or ""))
 local rows = tide.csv.write(out .. "/sweep.csv", tide.records(record))
-print(("%d records in %s, as CSV in %s/sweep.csv"):format(rows, record, out))
+print(("%d records in %s, as CSV in %s/sweep.csv; the report: %s/report.html"):format(rows, record, out, out))
