@@ -282,6 +282,8 @@ int luaopen_tide_core(lua_State *L) {
   luaL_newlib(L, funcs);
   lua_pushinteger(L, SIGPIPE);
   lua_setfield(L, -2, "SIGPIPE");
+  lua_pushinteger(L, NSIG); /* signals are numbered below it */
+  lua_setfield(L, -2, "NSIG");
   push_errno_table(L);
   lua_setfield(L, -2, "errno");
   lua_pushliteral(L, TIDE_VERSION);

@@ -373,7 +373,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       end
       if pol.retry then
         if job then
-          r.stdout, r.stderr = job:output("stdout"), job:output("stderr")
+          result.captured(r, job:output("stdout"), job:output("stderr"))
         end
         result.attempts(r, n, tries)
         local nargv, ncmd = next_command(pol.retry(r, n), argv, cmdstr, opts)
@@ -394,13 +394,13 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   if job then
     if o then
       if o.mode ~= "capture" then
-        r.stdout, r.stderr = nil, nil
+        result.uncaptured(r)
       end
       output.finish(job, o, r)
     elseif capture then
       result.captured(r, job:output("stdout"), job:output("stderr"))
     else
-      r.stdout, r.stderr = nil, nil
+      result.uncaptured(r)
       emit(job)
     end
     if state.report and not r.ok then
@@ -411,7 +411,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
     output.not_started(o, r)
   elseif not capture then
     util.checked(core.write(2, r.stderr))
-    r.stdout, r.stderr = nil, nil
+    result.uncaptured(r)
   end
   result.attempts(r, n, tries, requeued)
   if o and o.res then
@@ -474,7 +474,7 @@ function M.run(cmd, opts)
       r = result.not_started(cmdstr, msg, name)
       if not opts.capture then
         util.checked(core.write(2, r.stderr))
-        r.stdout, r.stderr = nil, nil
+        result.uncaptured(r)
       end
     else
       local t0 = core.now()
@@ -486,7 +486,7 @@ function M.run(cmd, opts)
         end
       end)
       r = result.of_job(job, cmdstr)
-      r.attempts = 1
+      result.attempts(r, 1)
       if opts.capture then
         result.captured(r, job:output("stdout"), job:output("stderr"))
       else

@@ -528,7 +528,7 @@ end
 function M.not_started(o, r)
   local line = r.stderr
   if o.mode ~= "capture" then
-    r.stdout, r.stderr = nil, nil
+    result.uncaptured(r)
   end
   if o.res then
     spit(o.res.path .. "/stderr", line)

@@ -21,7 +21,7 @@ local state = require("tide.state")
 local M = {}
 
 local SIGNUM = {}
-for i = 1, core.NSIG or 64 do
+for i = 1, core.NSIG - 1 do
   local name = core.signame(i)
   if name and not SIGNUM[name] then
     SIGNUM[name] = i
@@ -168,6 +168,11 @@ function M.captured(r, stdout, stderr, omit_out, omit_err)
     r.truncated = true
     r.omitted = { stdout = omit_out, stderr = omit_err }
   end
+end
+
+-- Output not kept for the result (it was printed, or went nowhere).
+function M.uncaptured(r)
+  r.stdout, r.stderr = nil, nil
 end
 
 -- The job's attempts: n, the tries' outlines when it could retry, and how
