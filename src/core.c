@@ -49,15 +49,18 @@ static int core_mkdir(lua_State *L) {
   return 1;
 }
 
-/* core.stat(path) -> device, inode | nil, message, errname: a file's
- * identity, so that one file named two ways ("jl", "./jl") is one file. */
+/* core.stat(path) -> device, inode, permission bits, owner's uid | nil,
+ * message, errname: a file's identity, so that one file named two ways
+ * ("jl", "./jl") is one file, and who may change it. */
 static int core_stat(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   if (stat(path, &st) != 0) return tide_pusherr(L, errno, "stat", path);
   lua_pushinteger(L, (lua_Integer)st.st_dev);
   lua_pushinteger(L, (lua_Integer)st.st_ino);
-  return 2;
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  lua_pushinteger(L, (lua_Integer)st.st_uid);
+  return 4;
 }
 
 /* core.mkdtemp(template) -> path | nil, message, errname: a new directory

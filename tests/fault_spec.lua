@@ -404,3 +404,53 @@ describe("ungroup into a closed pipe", function()
     os.execute("rm -rf " .. q(dir))
   end)
 end)
+
+describe("private directories", function()
+  local function make(base)
+    return h.run({ "-e", ([[math.randomseed(1)
+      local d = require("tide.backend.private").make(%q, "tide-t-", "test files")
+      local m = io.popen("stat -c %%a " .. d) io.write(m:read("a"), d, "\n") m:close() os.remove(d)]]):format(base) })
+  end
+
+  it("are new, 0700 and unpredictable even after math.randomseed", function()
+    local a, b = make("/tmp"), make("/tmp")
+    assert.are.equal(0, a.code, a.err)
+    assert.truthy(a.out:find("^700\n/tmp/tide%-t%-"), a.out)
+    assert.are_not.equal(a.out, b.out)
+  end)
+
+  it("are refused under a directory of another user, or one others may write to", function()
+    if not ROOT then
+      pending("needs root to give a directory away")
+      return
+    end
+    local dir = h.tmpdir()
+    os.execute(("mkdir %s/other %s/open && chown nobody %s/other && chmod 777 %s/open && ln -s other %s/link")
+      :format(dir, dir, dir, dir, dir))
+    for _, case in ipairs({ { "other", "it belongs to another user" }, { "link", "it belongs to another user" },
+      { "open", "others may write to it" } }) do
+      local r = make(dir .. "/" .. case[1])
+      assert.are.equal(2, r.code, r.out)
+      local want = "will not keep test files in " .. lit(dir .. "/" .. case[1]) .. ": " .. case[2]
+      assert.truthy(r.err:find(want), r.err)
+    end
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("remote status files are created with O_EXCL|O_NOFOLLOW: a planted symlink is not followed", function()
+    local dir = h.tmpdir()
+    os.execute(("ln -s %s/target %s/st"):format(dir, dir))
+    -- the far-end wrapper as ssh and srun run it, here run locally: a job killed by a signal writes its status
+    local r = h.run({ "-e", ([[local w = require("tide.backend.remote").words("kill -9 $$", nil, %q, 1)
+      io.write(tostring(shell(w, {capture = true}).code))]]):format(dir .. "/st") })
+    assert.are.equal("255", r.out, r.err)
+    assert.is_nil(io.open(dir .. "/target"))
+    os.execute("rm -rf " .. q(dir))
+  end)
+
+  it("remote status names come from the kernel, not math.random", function()
+    local r = h.run({ "-e", [[local remote = require("tide.backend.remote")
+      math.randomseed(7) local a = remote.status_name() math.randomseed(7) print(a ~= remote.status_name(), a)]] })
+    assert.truthy(r.out:find("^true\tTMP/tide%-%x+%-1%.status\n"), r.out)
+  end)
+end)

@@ -30,6 +30,12 @@
 -- status file ("TMP/..." = under $TMPDIR or /tmp), the grace in seconds, the
 -- number of input bytes that come first on stdin, "1" under srun (else
 -- ""), then NAME=value to set or NAME alone to unset.
+--
+-- Status files are created, never opened if they exist and never through
+-- a symlink (O_EXCL|O_NOFOLLOW, mode 0600), and their names carry 128
+-- random bits from the kernel, not from math.random (which the script may
+-- have seeded): another user of a shared /tmp can neither guess nor plant
+-- them.
 local core = require("tide.core")
 local quote = require("tide.util").quote
 
@@ -37,8 +43,9 @@ local M = {}
 
 -- Kept on one line: it travels with every job.
 local WRAPPER = table.concat({
+  [[use Fcntl;sub cr{sysopen$_[0],$_[1],O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW,0600}]],
   [[my($c,$d,$s,$g,$n,$a,@e)=@ARGV;$s=~s{^TMP/}{($ENV{TMPDIR}||"/tmp")."/"}e;]],
-  [[if($a&&open my$f,">","$s.id"){print$f "$ENV{SLURM_JOB_ID}.$ENV{SLURM_STEP_ID}";close$f}]],
+  [[if($a&&cr my$f,"$s.id"){print$f "$ENV{SLURM_JOB_ID}.$ENV{SLURM_STEP_ID}";close$f}]],
   [[for(@e){my($k,$v)=split/=/,$_,2;if(defined$v){$ENV{$k}=$v}else{delete$ENV{$k}}}]],
   [[my($r,$w);pipe($r,$w)if$n;my$p=fork;]],
   [[if(!defined$p){print STDERR "tide: cannot start $c: fork: $!\n";exit 126}]],
@@ -54,7 +61,7 @@ local WRAPPER = table.concat({
   [[close$w if$w;close$gw;waitpid$p,0;my$t=$?;kill"KILL",-$p;kill"KILL",$q;waitpid$q,0;]],
   [[my$h=sysread($gr,my$x,1)?" hangup":"";]],
   [[if($a||$h||($t&127)||$t>>8==255){]],
-  [[if(open my$f,">",$s){print$f(($t&127)?"signal ".($t&127):"exit ".($t>>8),$h)}exit($a?0:255)}]],
+  [[if(cr my$f,$s){print$f(($t&127)?"signal ".($t&127):"exit ".($t>>8),$h)}exit($a?0:255)}]],
   [[exit$t>>8]],
 })
 
@@ -64,8 +71,8 @@ local counter = 0
 -- temporary directory ("TMP/") or to dir when given.
 function M.status_name(dir)
   counter = counter + 1
-  -- random: several tides may share the remote directory
-  local base = ("tide-%x-%d.status"):format(math.random(1 << 48), counter)
+  -- random: several tides, and other users, may share the remote directory
+  local base = ("tide-%s-%d.status"):format(core.nonce(), counter)
   return dir and (dir .. "/" .. base) or ("TMP/" .. base)
 end
 

@@ -15,6 +15,7 @@
 -- starts (no allocation, bad options), its own exit code and messages are
 -- the result.
 local core = require("tide.core")
+local private = require("tide.backend.private")
 local remote = require("tide.backend.remote")
 local sched = require("tide.run.sched")
 local util = require("tide.util")
@@ -29,15 +30,9 @@ local function status_dir()
     return rundir
   end
   local base = os.getenv("TIDE_SLURM_DIR") or ((os.getenv("HOME") or "/tmp") .. "/.cache/tide")
-  util.mkdir_p(base, tonumber("700", 8)) -- an existing one is fine
-  for _ = 1, 10 do
-    local d = ("%s/slurm-%x"):format(base, math.random(1 << 40))
-    if core.mkdir(d, tonumber("700", 8)) then
-      rundir = d
-      return d
-    end
-  end
-  error(("tide: cannot create a directory for Slurm status files in %s (set TIDE_SLURM_DIR)"):format(base), 0)
+  util.mkdir_p(base, tonumber("700", 8)) -- an existing one is fine if it is safe
+  rundir = private.make(base, "slurm-", "Slurm status files (set TIDE_SLURM_DIR)")
+  return rundir
 end
 
 -- A status file's content; the file is removed.

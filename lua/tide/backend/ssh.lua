@@ -14,6 +14,7 @@
 -- marked down if its master is gone.  Host keys are checked as ssh always
 -- does; BatchMode keeps a password prompt from hanging a sweep.
 local core = require("tide.core")
+local private = require("tide.backend.private")
 local remote = require("tide.backend.remote")
 local sched = require("tide.run.sched")
 local sshlogin = require("tide.backend.sshlogin")
@@ -67,19 +68,11 @@ local function hostset(hosts, each, ssh)
   return hs
 end
 
+-- A private directory (backend/private.lua): a socket there lets whoever
+-- may connect to it run commands on the host as this user.
 local function socket_dir()
   if not sockdir then
-    local base = os.getenv("TMPDIR") or "/tmp"
-    for _ = 1, 10 do
-      local d = ("%s/tide-ssh-%x"):format(base, math.random(1 << 40))
-      if core.mkdir(d, tonumber("700", 8)) then
-        sockdir = d
-        break
-      end
-    end
-    if not sockdir then
-      error(("tide: cannot create a directory for ssh control sockets in %s"):format(base), 0)
-    end
+    sockdir = private.make(os.getenv("TMPDIR") or "/tmp", "tide-ssh-", "ssh control sockets")
   end
   return sockdir
 end
