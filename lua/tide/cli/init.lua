@@ -637,6 +637,18 @@ local FLAG_OF = {
   order = "-k", results = "--results", hosts = "-S/--slf", ssh = "--ssh", report = "--report", trace = "--trace",
 }
 
+-- A pool with popts; a bad value is the command line's error, named by
+-- its GNU parallel option.
+local function new_pool(popts)
+  local ok, p = pcall(pool.new, popts)
+  if not ok then
+    local msg = tostring(p):gsub("^bad argument #1 to 'pool' %((.*)%)$", "%1")
+    local key, rest = msg:match("^option '([%w_]+)' (.*)$")
+    die("%s", FLAG_OF[key] and ("bad value for %s: %s"):format(FLAG_OF[key], rest) or msg)
+  end
+  return p
+end
+
 local function job_options(o)
   local opts = {}
   if o.timeout then
@@ -862,12 +874,7 @@ local function run(o)
   if o["--no-progress"] or o["--progress"] then
     progress.force(not o["--no-progress"])
   end
-  local ok, p = pcall(pool.new, popts)
-  if not ok then
-    local msg = tostring(p):gsub("^bad argument #1 to 'pool' %((.*)%)$", "%1")
-    local key, rest = msg:match("^option '([%w_]+)' (.*)$")
-    die("%s", FLAG_OF[key] and ("bad value for %s: %s"):format(FLAG_OF[key], rest) or msg)
-  end
+  local p = new_pool(popts)
   local shopts = o.workdir and { cwd = o.workdir } or nil
 
   -- Job slots ({%}): each task takes the lowest free one.
@@ -971,12 +978,7 @@ function M.script_defaults(args, first)
     if o["--progress"] or o["--no-progress"] then
       popts.progress = not o["--no-progress"]
     end
-    local fine, err = pcall(pool.new, popts)
-    if not fine then
-      local msg = tostring(err):gsub("^bad argument #1 to 'pool' %((.*)%)$", "%1")
-      local key, rest = msg:match("^option '([%w_]+)' (.*)$")
-      die("%s", FLAG_OF[key] and ("bad value for %s: %s"):format(FLAG_OF[key], rest) or msg)
-    end
+    new_pool(popts)
     return { popts, resume }
   end)
   if ok then

@@ -185,6 +185,13 @@ local function emit(job)
   util.checked(job:write("stderr", 2))
 end
 
+-- The end of a failed job's stderr, for the report.
+local function failed_tail(job, r)
+  if state.report and not r.ok then
+    return job:output("stderr", report.TAIL)
+  end
+end
+
 -- A running job's task is cancelled (a sibling raised, a halt, a stop):
 -- its result is never seen.  It did not succeed, so it counts as failed,
 -- unless it was stopped on purpose.
@@ -403,9 +410,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       result.uncaptured(r)
       emit(job)
     end
-    if state.report and not r.ok then
-      tail = job:output("stderr", report.TAIL)
-    end
+    tail = failed_tail(job, r)
     job:release()
   elseif o then
     output.not_started(o, r)
@@ -492,9 +497,7 @@ function M.run(cmd, opts)
       else
         emit(job)
       end
-      if state.report and not r.ok then
-        tail = job:output("stderr", report.TAIL)
-      end
+      tail = failed_tail(job, r)
       job:release()
     end
   end

@@ -246,11 +246,21 @@ local function summarize(meta)
   return meta
 end
 
-local function write_html(path, meta)
+-- Writes path with fill(f); true, or nil and why.
+local function write_file(path, fill)
   local f, err = io.open(path, "wb")
   if not f then
     return nil, err
   end
+  fill(f)
+  local ok, werr = f:close()
+  if not ok then
+    return nil, werr
+  end
+  return true
+end
+
+local function html(f, meta)
   f:write(page.head(meta.title))
   f:write('<script id="tide-data" type="application/json">{"jobs":[\n')
   copy(f, "j")
@@ -260,20 +270,11 @@ local function write_html(path, meta)
   copy(f, "f")
   f:write('],\n"meta":', (json.encode(meta):gsub("</", "<\\/")), "}</script>\n")
   f:write(page.tail())
-  local ok, werr = f:close()
-  if not ok then
-    return nil, werr
-  end
-  return true
 end
 
 -- The timeline as Chrome trace-event JSON, from the events written as
 -- jobs ended.
-local function write_trace(path)
-  local f, err = io.open(path, "wb")
-  if not f then
-    return nil, err
-  end
+local function trace_json(f)
   f:write('{"displayTimeUnit":"ms","traceEvents":[\n')
   tspool:seek("set", 0)
   local first = true
@@ -282,11 +283,6 @@ local function write_trace(path)
     first = false
   end
   f:write("\n]}\n")
-  local ok, werr = f:close()
-  if not ok then
-    return nil, werr
-  end
-  return true
 end
 
 -- The command line the run was started with.
@@ -319,13 +315,15 @@ function M.finish()
   })
   local failed
   if targets.html then
-    local ok, err = write_html(targets.html, meta)
+    local ok, err = write_file(targets.html, function(f)
+      html(f, meta)
+    end)
     if not ok then
       failed = ("report: cannot write %s: %s"):format(targets.html, err)
     end
   end
   if targets.trace then
-    local ok, err = write_trace(targets.trace)
+    local ok, err = write_file(targets.trace, trace_json)
     if not ok then
       failed = ("trace: cannot write %s: %s"):format(targets.trace, err)
     end
