@@ -456,7 +456,13 @@ local function start(st, item, w)
   local i, fn = st.n, st.fn
   if st.resume then
     local value, done, stopped = records.resumed(st.rec, item)
-    if done then
+    if done == "stopped" then
+      st.results[i] = M.KILLED
+      if st.ord then
+        output.item_done(st.ord, i)
+      end
+      return
+    elseif done then
       st.results[i] = value
       state.resumed = state.resumed + 1
       if state.report then

@@ -62,6 +62,9 @@ function M.open(path, resume)
         if k then
           rec.done[k] = r
         end
+        if r.stop ~= nil then
+          rec.stopped = true -- the recorded run was stopped on purpose
+        end
       end
     end
   end
@@ -69,12 +72,15 @@ function M.open(path, resume)
 end
 
 -- The recorded value of an item to resume, true, and the reason it
--- stopped its map if it did; nil if it must run.
+-- stopped its map if it did; nil and "stopped" for an item that a
+-- recorded stop killed (it stays killed); nil if it must run.
 function M.resumed(rec, item)
   local k = M.key(item)
   local r = k and rec.done[k]
   if r and r.status == "ok" then
     return r.value, true, r.stop
+  elseif r and r.status == "stopped" and rec.stopped then
+    return nil, "stopped" -- a stop killed it: a rerun stops where the run did
   end
 end
 
