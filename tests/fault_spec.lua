@@ -395,7 +395,7 @@ describe("ungroup into a closed pipe", function()
       end, l)
     ]]):format(dir), 1)
     assert.are.equal(141, r.code, r.err)
-    assert.are.equal("1\n", r.out)
+    assert.truthy(r.out:find("^%d+\n$"), r.out) -- whichever of the first two jobs printed first
     local n = 0
     for _ in io.lines(dir .. "/n") do
       n = n + 1
