@@ -20,7 +20,7 @@
  *   8 loop.c          loop set-up, the driver step, teardown
  *   9 lcore_job.c lcore_store.c glob.c   tide.core bindings
  *  10 core.c          the tide.core module
- *  11 preload.c main.c  the host
+ *  11 preload.c main.c module.c  the hosts: the executable, tide.so
  */
 #ifndef TIDE_H
 #define TIDE_H
@@ -323,5 +323,7 @@ int tide_glob(lua_State *L);
 
 int luaopen_tide_core(lua_State *L);
 void tide_preload(lua_State *L, const char *devdir);
+/* module.c: tide.so, the host for require "tide" from any Lua 5.4. */
+int luaopen_tide(lua_State *L);
 
 #endif
