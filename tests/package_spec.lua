@@ -1,0 +1,123 @@
+-- package_spec.lua: what tide installs, and the two packages (issue #17):
+-- `cmake --install` into a temporary prefix, `cpack -G DEB` unpacked with
+-- dpkg -x into a temporary root, and the rockspec's `luarocks make` into a
+-- temporary tree with the network cut off.  Each is run from there: the
+-- binary, the module (require "tide" from lua5.4), the man page.
+local h = require("tests.helper")
+local q = h.quote
+
+local BUILD = h.TIDE:match("^(.*)/[^/]*$")
+local ROOT = io.popen("pwd"):read("l")
+
+local function sh(cmd)
+  local p = io.popen("(" .. cmd .. ") 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local function have(prog)
+  return os.execute("command -v " .. prog .. " >/dev/null 2>&1") == true
+end
+
+-- The unsanitized build makes tide.so; the packages are checked from it.
+local function usable()
+  local f = io.open(BUILD .. "/CPackConfig.cmake")
+  if f then
+    f:close()
+  end
+  return f ~= nil and not h.SANITIZED
+end
+
+-- Checks an installed tree: prefix holds bin/tide and tide.so in libdir;
+-- share (default: prefix/share) the man page, the completion and the docs.
+local function check_tree(prefix, libdir, share)
+  share = share or prefix .. "/share"
+  for _, path in ipairs({ prefix .. "/bin/tide", prefix .. "/" .. libdir .. "/tide.so",
+    share .. "/man/man1/tide.1", share .. "/bash-completion/completions/tide",
+    share .. "/doc/tide/README.md", share .. "/doc/tide/examples/sweep.lua" }) do
+    assert.is_true(os.execute("test -f " .. q(path)) == true, path .. " is not installed")
+  end
+  local out, code = sh(q(prefix .. "/bin/tide")
+    .. " -e 'print(#pool(2):map(function(x) return shell(\"true\") end, {1, 2, 3}))'")
+  assert.are.equal(0, code, out)
+  assert.are.equal("3\n", out)
+  out, code = sh(("cd / && LUA_CPATH=%s lua5.4 -e %s"):format(q(prefix .. "/" .. libdir .. "/?.so"),
+    q('local t = require "tide"; print(t.shell("echo from the module", {capture = true}).stdout)')))
+  assert.are.equal(0, code, out)
+  assert.are.equal("from the module\n\n", out)
+  if have("man") then
+    out, code = sh("MANWIDTH=80 man -l -P cat " .. q(share .. "/man/man1/tide.1"))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("tide %- run jobs in parallel"))
+  end
+end
+
+describe("installing tide", function()
+  local work
+  before_each(function()
+    work = h.tmpdir()
+  end)
+  after_each(function()
+    os.execute("rm -rf " .. q(work))
+  end)
+
+  it("cmake --install puts the binary, module, man page, completion and docs in the prefix", function()
+    if not usable() then
+      return pending("a sanitized build makes no tide.so")
+    end
+    local out, code = sh(("cmake --install %s --prefix %s"):format(q(BUILD), q(work)))
+    assert.are.equal(0, code, out)
+    check_tree(work, "lib/lua/5.4")
+  end)
+
+  it("cpack -G DEB makes a package that unpacks and runs from a temporary root", function()
+    if not usable() or not have("dpkg-deb") then
+      return pending("a sanitized build, or no dpkg-deb")
+    end
+    local out, code = sh(("cd %s && cpack -G DEB -B %s"):format(q(BUILD), q(work .. "/pkg")))
+    assert.are.equal(0, code, out)
+    local deb = sh("ls " .. q(work .. "/pkg") .. "/tide_*.deb"):match("[^\n]+")
+    assert.truthy(deb and deb:find("tide_[%d.]+_%w+%.deb$"), deb)
+    local info = sh("dpkg-deb -I " .. q(deb))
+    assert.truthy(info:find("Package: tide\n", 1, true), info)
+    local depends = info:match("Depends: ([^\n]+)")
+    assert.truthy(depends and depends:find("liblua5.4") and depends:find("libuv1"), info)
+    out, code = sh(("dpkg -x %s %s"):format(q(deb), q(work .. "/root")))
+    assert.are.equal(0, code, out)
+    check_tree(work .. "/root/usr", "lib/lua/5.4")
+    -- the module's directory is on Debian's lua5.4 cpath
+    out = sh("lua5.4 -e 'print(package.cpath)'")
+    assert.truthy(out:find("/usr/lib/lua/5.4/?.so", 1, true), out)
+    if have("apt-get") then
+      -- apt resolves its dependencies from this system's packages (a dry
+      -- run: nothing is installed)
+      out, code = sh("apt-get install -s " .. q(deb))
+      assert.are.equal(0, code, out)
+      assert.truthy(out:find("Inst tide", 1, true), out)
+    end
+  end)
+
+  it("luarocks make in a copy of the clone installs the module and the binary, offline", function()
+    if not usable() or not have("luarocks") then
+      return pending("a sanitized build, or no luarocks (apt-get install luarocks)")
+    end
+    -- the tracked and new files of the clone, as a fresh clone would have them
+    local out, code = sh(("cd %s && git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C %s")
+      :format(q(ROOT), q(work)))
+    assert.are.equal(0, code, out)
+    local rockspec = sh("cd " .. q(work) .. " && ls tide-*.rockspec"):match("[^\n]+")
+    assert.truthy(rockspec, "no rockspec")
+    local offline = os.execute("unshare -rn true >/dev/null 2>&1") and "unshare -rn " or ""
+    out, code = sh(("cd %s && %sluarocks --lua-version=5.4 --tree=%s make %s"):format(
+      q(work), offline, q(work .. "/tree"), q(rockspec)))
+    assert.are.equal(0, code, out)
+    -- luarocks deploys bin/ and the module; the rest stays in the rock's
+    -- directory
+    check_tree(work .. "/tree", "lib/lua/5.4", work .. "/tree/lib/luarocks/rocks-5.4/tide/scm-0/share")
+    out, code = sh(("eval \"$(luarocks --lua-version=5.4 --tree=%s path)\" && cd / && lua5.4 -e %s"):format(
+      q(work .. "/tree"), q('print(package.searchpath("tide", package.cpath))')))
+    assert.are.equal(0, code, out)
+    assert.are.equal(work .. "/tree/lib/lua/5.4/tide.so\n", out)
+  end)
+end)
