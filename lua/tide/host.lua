@@ -2,7 +2,6 @@
 -- whether a command line is a script or a one-liner, and the exit status
 -- after it.  The top of the Lua layers: it may require anything.
 local backend = require("tide.backend")
-local cli = require("tide.cli")
 local core = require("tide.core")
 local progress = require("tide.run.progress")
 local report = require("tide.run.report")
@@ -13,6 +12,12 @@ local tide = require("tide")
 local util = require("tide.util")
 
 local M = {}
+
+-- The one-liner front end, loaded only when a command line needs it (a
+-- script's start-up does not pay for it).
+local function cli()
+  return require("tide.cli")
+end
 
 -- print and io.write to a closed pipe (`tide x.lua | head`) end tide
 -- quietly, as SIGPIPE ends lua (util.checked).
@@ -159,7 +164,7 @@ function M.is_oneliner(args)
       end
     else
       gnu_only = true
-      if not a:find("=", 1, true) and cli.takes_value(a) then
+      if not a:find("=", 1, true) and cli().takes_value(a) then
         i = i + 1 -- its value
       end
     end
@@ -184,9 +189,7 @@ function M.is_oneliner(args)
       return true
     end
   end
-  local f = io.open(w)
-  if f then
-    f:close()
+  if exists(w) then
     return false
   end
   return in_path(w)
@@ -196,7 +199,7 @@ end
 -- defaults of the script's pools.  Returns true, or false and tide's exit
 -- status (an option that means nothing to a script).
 function M.script_options(args, first)
-  local defaults, resume = cli.script_defaults(args, first)
+  local defaults, resume = cli().script_defaults(args, first)
   if not defaults then
     return false, resume
   end
@@ -219,7 +222,7 @@ function M.oneliner(args)
     words[i + 1] = util.quote(a)
   end
   state.command = table.concat(words, " ")
-  return cli.main(args)
+  return cli().main(args)
 end
 
 -- Returns tide's exit status once the script has run to its end: 1 if a

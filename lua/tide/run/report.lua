@@ -26,7 +26,6 @@
 -- rss, start] with id "map.i".  A failure is [job index, stderr tail].
 local core = require("tide.core")
 local json = require("tide.json")
-local page = require("tide.run.report_page")
 local state = require("tide.state")
 local util = require("tide.util")
 
@@ -261,6 +260,8 @@ local function write_file(path, fill)
 end
 
 local function html(f, meta)
+  -- the page's HTML, CSS and script: loaded only by a run that writes one
+  local page = require("tide.run.report_page")
   f:write(page.head(meta.title))
   f:write('<script id="tide-data" type="application/json">{"jobs":[\n')
   copy(f, "j")
