@@ -91,6 +91,27 @@ describe("ssh hosts", function()
     assert.matches("its connection was lost", r.err, 1, true)
   end)
 
+  it("show up in the run report in a lane per host and slot", function()
+    local dir = h.tmpdir()
+    local html = dir .. "/run.html"
+    local r = run(([[
+      pool{hosts = {"1/%s", "2/%s"}, ssh = %s, report = %q}:map(function(i)
+        return shell("sleep 0.2; exit " .. (i == 4 and 3 or 0))
+      end, {1, 2, 3, 4, 5, 6})
+    ]]):format(svc.host_a, svc.host_b, SSH, html))
+    assert.are.equal(1, r.code, r.err)
+    local dom = h.check_page(html)
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(5, select(2, dom:gsub('data%-status="ok"', "")))
+    assert.are.equal(1, select(2, dom:gsub('class="failure"', "")))
+    -- lanes are named by host: "<host> / slot N"
+    local lanes = {}
+    for host in dom:gmatch("<div>([^<]-) / slot %d+</div>") do
+      lanes[host] = true
+    end
+    assert.truthy(next(lanes), "no lane named by its host")
+  end)
+
   it("kill remote jobs on Ctrl-C", function()
     local S = h.sleeper(h.mark("sshint"))
     local r = h.signal_run(([[

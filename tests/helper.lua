@@ -347,4 +347,49 @@ function M.service_env()
   return env
 end
 
+-- The run report in a real headless Chromium (Debian's chromium, which
+-- the test command installs), with no network at all when we are root.
+local CHROMIUM = "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+  .. "--disable-background-networking --disable-component-update --disable-sync"
+
+-- Loads path in Chromium; returns the DOM after the page's scripts ran and
+-- what the page wrote to its console.  As root the browser runs with no
+-- network at all (unshare -n), so a page that needed one would show it.
+function M.render(path)
+  local dir = M.tmpdir()
+  local offline = M.sh("id -u").out == "0\n" and "unshare -n " or ""
+  local r = M.sh(("%stimeout -s KILL 90 %s --user-data-dir=%s --enable-logging=stderr --v=0 --dump-dom %s")
+    :format(offline, CHROMIUM, M.quote(dir .. "/profile"), M.quote("file://" .. path)), { timeout = 120 })
+  os.execute("rm -rf " .. M.quote(dir))
+  if r.code ~= 0 then
+    error("chromium failed: " .. r.err:sub(1, 2000), 2)
+  end
+  local console = {}
+  for line in r.err:gmatch("[^\n]+") do
+    if line:find(":CONSOLE", 1, true) then
+      console[#console + 1] = line
+    end
+  end
+  return r.out, console
+end
+
+-- The checks every report passes: the script ran to its end with no
+-- console message, nothing in the file points outside it.
+function M.check_page(path)
+  local text = M.slurp(path)
+  for _, outside in ipairs({ "http://", "https://", "<link", "<script src" }) do
+    if text:find(outside, 1, true) then
+      error(("the report refers to something outside it: %s"):format(outside), 2)
+    end
+  end
+  local dom, console = M.render(path)
+  if console[1] then
+    error("the page wrote to its console:\n" .. table.concat(console, "\n"), 2)
+  end
+  if not dom:find('data-ready="1"', 1, true) then
+    error("the page's script did not finish", 2)
+  end
+  return dom
+end
+
 return M

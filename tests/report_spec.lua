@@ -5,43 +5,10 @@
 local h = require("tests.helper")
 local q = h.quote
 
-local CHROMIUM = "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-  .. "--disable-background-networking --disable-component-update --disable-sync"
+local check_page = h.check_page
 
 local function count(s, pattern)
   return select(2, s:gsub(pattern, ""))
-end
-
--- Loads path in Chromium; returns the DOM after the page's scripts ran and
--- what the page wrote to its console.  As root the browser runs with no
--- network at all (unshare -n), so a page that needed one would show it.
-local function render(path)
-  local dir = h.tmpdir()
-  local offline = h.sh("id -u").out == "0\n" and "unshare -n " or ""
-  local r = h.sh(("%stimeout -s KILL 90 %s --user-data-dir=%s --enable-logging=stderr --v=0 --dump-dom %s")
-    :format(offline, CHROMIUM, q(dir .. "/profile"), q("file://" .. path)), { timeout = 120 })
-  os.execute("rm -rf " .. q(dir))
-  assert.are.equal(0, r.code, "chromium failed: " .. r.err:sub(1, 2000))
-  local console = {}
-  for line in r.err:gmatch("[^\n]+") do
-    if line:find(":CONSOLE", 1, true) then
-      console[#console + 1] = line
-    end
-  end
-  return r.out, console
-end
-
--- The checks every report passes: the script ran to its end with no
--- console message, nothing in the file points outside it.
-local function check_page(path)
-  local text = h.slurp(path)
-  assert.is_nil(text:find("https?://"), "the report refers to a URL")
-  assert.is_nil(text:find("<link", 1, true))
-  assert.is_nil(text:find("<script src", 1, true))
-  local dom, console = render(path)
-  assert.are.same({}, console)
-  assert.truthy(dom:find('data-ready="1"', 1, true), "the page's script did not finish")
-  return dom
 end
 
 local function statuses(dom)
