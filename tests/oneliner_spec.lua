@@ -152,6 +152,17 @@ local CASES = {
   { "a command string with no separator reads stdin", { "-j1", "tiderec {} $HOME" }, stdin = "a\nb\n" },
   { "--halt 2", { "-j1", "--halt", "2", "sh", "-c", "exit {}", ":::", "4", "0" } },
   { "--halt now,success=1", { "-j1", "--halt", "now,success=1", "tiderec", ":::", "a", "b" } },
+  -- replacement string, trimming, separators, shuffling
+  { "-I", { "-k", "-I", "XX", "tiderec", "pre-XX-post", ":::", "a", "b" }, exact = true },
+  { "-I, the string twice", { "-k", "-I", "@@", "tiderec", "@@", "@@.txt", ":::", "a" }, exact = true },
+  { "-I with no use of it: appended", { "-k", "-I", "@@", "tiderec", "x", ":::", "a" }, exact = true },
+  { "--trim lr", { "-k", "--trim", "lr", "tiderec", ":::", " a ", "  b" }, exact = true },
+  { "--trim l", { "-k", "--trim", "l", "tiderec", ":::", " a " }, exact = true },
+  { "--trim n", { "-k", "--trim", "n", "tiderec", ":::", " a " }, exact = true },
+  { "--arg-sep", { "-k", "--arg-sep", ",,", "tiderec", ",,", "a", "b", ",,", "x" }, exact = true },
+  { "--arg-sep makes ::: an argument", { "-k", "--arg-sep", ",,", "tiderec", ":::", ",,", "a" }, exact = true },
+  { "--arg-file-sep", { "-k", "--arg-file-sep", "//", "tiderec", "//", "lines.txt" }, exact = true },
+  { "--shuf runs every job once", { "--shuf", "tiderec", ":::", "1", "2", "3", "4", "5" } },
   -- output options
   { "-k", { "-k", "-j4", "tiderec", ":::", "c", "a", "b" }, exact = true },
   { "--tag", { "--tag", "-j1", "echo", "x", ":::", "a", "b" }, exact = true },
@@ -178,6 +189,26 @@ describe("one-liners", function()
           assert.are.equal(sorted(gnu.out), sorted(tide.out))
         end
         assert.are.equal(sorted(gnu.log), sorted(tide.log))
+      end)
+    end
+  end)
+
+  describe("the shell jobs run with", function()
+    -- GNU parallel's rule: $PARALLEL_SHELL, else the shell it was started
+    -- from, else /bin/sh.  Both run here under bash, then with
+    -- PARALLEL_SHELL=bash under sh: [[ ]] is bash's.
+    local CMD = { "-k", "[[ {} == a* ]] && echo yes {} || echo no {}", ":::", "ab", "ba" }
+    for _, via in ipairs({ "bash -c '\"$0\" \"$@\"; exit $?'", "env PARALLEL_SHELL=bash" }) do
+      it("is bash when " .. (via:find("PARALLEL") and "PARALLEL_SHELL says so" or "started from bash"), function()
+        if not have_parallel() then
+          pending("GNU parallel is not installed (scripts/setup installs it)")
+          return
+        end
+        local gnu = run(via .. " parallel --will-cite", CMD)
+        local tide = run(via .. " " .. q(h.TIDE), CMD)
+        assert.are.equal("yes ab\nno ba\n", gnu.out, gnu.err)
+        assert.are.equal(gnu.out, tide.out, tide.err)
+        assert.are.equal(gnu.code, tide.code)
       end)
     end
   end)

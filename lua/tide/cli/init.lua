@@ -39,8 +39,11 @@ is given, or the first word is not a file here but a program in PATH
 (`ls | tide -j4 gzip`).
 Input:  ::: args   :::: file (- = stdin)   :::+ / ::::+ (linked to the previous
         source)   -a file   --link   no source: stdin's lines
-        -0 / --null   -d delim   --colsep sep   --header :
+        -0 / --null   -d delim   --colsep sep   --header :   --trim lr|l|r|n
+        --arg-sep SEP / --arg-file-sep SEP (for ::: / ::::)   --shuf
 Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
+        -I STR: STR stands for {}.  Commands run with $PARALLEL_SHELL, else
+        the shell tide was started from, else /bin/sh.
         none in the command: the arguments are appended.
   -j N | N% | +N | -N   jobs at a time (default: CPUs; 0: as many as jobs)
   -n N / -N N   arguments per job       -X / -m   as many as fit per job
@@ -95,6 +98,9 @@ local OPTIONS = {
   ["--ssh"] = "ssh", ["-q"] = false, ["--quote"] = "-q",
   ["--shellquote"] = false, ["-a"] = "argfile", ["--arg-file"] = "argfile",
   ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["--verbose"] = "-v",
+  ["-I"] = "replace", ["--trim"] = "trim", ["--shuf"] = false,
+  ["--arg-sep"] = "argsep", ["--argsep"] = "--arg-sep", ["--arg-file-sep"] = "argfilesep",
+  ["--argfilesep"] = "--arg-file-sep",
   ["--will-cite"] = false, ["--help"] = false, ["--report"] = "report", ["--trace"] = "trace",
 }
 -- The options that take a value, by canonical name.
@@ -103,10 +109,13 @@ local VALUED = {
   retries = "--retries", timeout = "--timeout", halt = "--halt", delay = "--delay",
   load = "--load", memfree = "--memfree", delim = "-d", colsep = "--colsep", header = "--header",
   n = "-n", N = "-N", workdir = "--workdir", env = "--env", sshlogin = "-S", argfile = "-a",
-  slf = "--slf", ssh = "--ssh", report = "--report", trace = "--trace",
+  slf = "--slf", ssh = "--ssh", report = "--report", trace = "--trace", replace = "-I", trim = "--trim",
+  argsep = "--arg-sep", argfilesep = "--arg-file-sep",
 }
 
-local SEPARATORS = { [":::"] = true, ["::::"] = true, [":::+"] = true, ["::::+"] = true }
+-- The separators and what each stands for (--arg-sep renames them).
+local SEPARATORS = { [":::"] = ":::", ["::::"] = "::::", [":::+"] = ":::+", ["::::+"] = "::::+" }
+M.SEPARATORS = SEPARATORS
 
 -- Every option of GNU parallel 20221122 (Debian 12's), aliases included,
 -- from its options_completion_hash: one tide does not have is named as
@@ -163,6 +172,30 @@ end
 local function parse(args)
   local o = { sources = {} }
   local i, n = 1, #args
+  -- --arg-sep and --arg-file-sep rename ::: and :::: (their + forms too)
+  local SEPARATORS = M.SEPARATORS -- luacheck: ignore 431
+  for k = 1, n do
+    local a = args[k]
+    if SEPARATORS[a] or a == "--" or a:sub(1, 1) ~= "-" then
+      break
+    end
+    local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
+    name = name or a
+    if name == "--arg-sep" or name == "--argsep" or name == "--arg-file-sep" or name == "--argfilesep" then
+      value = value or args[k + 1]
+      if value then
+        if SEPARATORS == M.SEPARATORS then
+          SEPARATORS = {}
+          for s, canon in pairs(M.SEPARATORS) do
+            SEPARATORS[s] = canon
+          end
+        end
+        local canon = name:find("file") and "::::" or ":::"
+        SEPARATORS[canon], SEPARATORS[canon .. "+"] = nil, nil
+        SEPARATORS[value], SEPARATORS[value .. "+"] = canon, canon .. "+"
+      end
+    end
+  end
   while i <= n do
     local a = args[i]
     if SEPARATORS[a] or a:sub(1, 1) ~= "-" or a == "-" then
@@ -218,7 +251,7 @@ local function parse(args)
     i = i + 1
   end
   while i <= n do
-    local sep = args[i]
+    local sep = SEPARATORS[args[i]]
     local src = { linked = sep:sub(-1) == "+" }
     i = i + 1
     if sep:sub(1, 4) == "::::" then
@@ -637,6 +670,37 @@ local FLAG_OF = {
   order = "-k", results = "--results", hosts = "-S/--slf", ssh = "--ssh", report = "--report", trace = "--trace",
 }
 
+-- The shell one-liners run their commands with, by GNU parallel's rule:
+-- $PARALLEL_SHELL, else the shell tide was started from (the nearest
+-- ancestor process that is a shell), else /bin/sh.
+local SHELLS = {}
+for w in ("ash bash csh dash fish ksh ksh93 mksh pdksh posh rbash rc sash sh tcsh yash zsh"):gmatch("%S+") do
+  SHELLS[w] = true
+end
+
+local function gnu_shell()
+  local sh = os.getenv("PARALLEL_SHELL")
+  if sh and sh ~= "" then
+    return sh
+  end
+  local pid = "self"
+  for _ = 1, 16 do
+    local stat = util.slurp("/proc/" .. pid .. "/stat")
+    -- the command name is in parentheses and may itself hold spaces
+    local ppid = stat and tonumber(stat:match("%) %S+ (%d+)"))
+    if not ppid or ppid <= 1 then
+      break
+    end
+    local comm = util.slurp("/proc/" .. ppid .. "/comm")
+    local name = comm and comm:gsub("%s+$", ""):gsub("^%-", "")
+    if name and SHELLS[name] then
+      return name
+    end
+    pid = tostring(ppid)
+  end
+  return "/bin/sh"
+end
+
 -- A pool with popts; a bad value is the command line's error, named by
 -- its GNU parallel option.
 local function new_pool(popts)
@@ -705,6 +769,25 @@ local function job_options(o)
   return opts
 end
 
+-- --trim l, r, lr or n: the arguments' white space to cut.
+local function trimmer(how)
+  if how == nil or how == "n" then
+    return function(row)
+      return row
+    end
+  end
+  local pattern = ({ l = "^%s*(.-)$", r = "^(.-)%s*$", lr = "^%s*(.-)%s*$", rl = "^%s*(.-)%s*$" })[how]
+  if not pattern then
+    die("bad value for --trim: '%s' (l, r, lr or n expected)", how)
+  end
+  return function(row)
+    for k, v in ipairs(row) do
+      row[k] = v:match(pattern)
+    end
+    return row
+  end
+end
+
 local function run(o)
   if o["--help"] then
     io.write(USAGE)
@@ -714,6 +797,13 @@ local function run(o)
     die("--header: only ':' (the first line names the columns) is supported, got '%s'", o.header)
   end
   local command = o.command
+  if o.replace then
+    -- -I R: R stands for {} in the command
+    local pat = o.replace:gsub("%p", "%%%0")
+    for k, w in ipairs(command) do
+      command[k] = w:gsub(pat, "{}")
+    end
+  end
   if command[1] and command[1]:find("%.lua$") then
     local f = io.open(command[1], "rb")
     if f then
@@ -728,7 +818,8 @@ local function run(o)
   -- first, and -X/-m and percentage halts need the count.
   local src = o.sources[1]
   local streaming = #o.sources <= 1 and not (src and src.values) and not (o["-X"] or o["-m"])
-    and not (o.halt and o.halt:find("%", 1, true))
+    and not (o.halt and o.halt:find("%", 1, true)) and not o["--shuf"]
+  local trim = trimmer(o.trim)
   local rows, names
   if streaming then
     local delim = o["-0"] and "\0" or o.delim and unescape(o.delim) or "\n"
@@ -737,7 +828,7 @@ local function run(o)
     rows = function()
       local v = read()
       if v ~= nil then
-        return colsep and split(v, colsep, true) or { v }
+        return trim(colsep and split(v, colsep, true) or { v })
       end
     end
     names = o.header and rows() or {}
@@ -745,6 +836,15 @@ local function run(o)
     local groups
     groups, names = inputs(o)
     rows = product(groups, o["--link"])
+    for k, row in ipairs(rows) do
+      rows[k] = trim(row)
+    end
+    if o["--shuf"] then
+      for k = #rows, 2, -1 do -- Fisher-Yates
+        local r = math.random(k)
+        rows[k], rows[r] = rows[r], rows[k]
+      end
+    end
   end
 
   local quoted = o["-q"]
@@ -868,6 +968,7 @@ local function run(o)
   end)
   popts.jobs = slots
   popts.report, popts.trace = o.report, o.trace
+  popts.shell = gnu_shell()
   for k, v in pairs(job_options(o)) do
     popts[k] = v
   end

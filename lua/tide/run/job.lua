@@ -53,11 +53,14 @@ for w in ([[! . : [[ alias bg break case cd command continue declare do done
   SHELL_WORDS[w] = true
 end
 
--- A command string with nothing a shell would interpret runs directly:
--- /bin/sh -c doubles the cost of a short job and changes nothing.
-local function argv_of(cmd)
-  if cmd:find("[^%w_%./,:=+@%%^ \t-]") then
-    return { "/bin/sh", "-c", cmd }
+-- The argv of a command string: sh -c cmd, sh being the shell option
+-- (default /bin/sh).  A command with nothing a shell would interpret runs
+-- directly: sh -c doubles the cost of a short job and changes nothing.
+-- In another directory it always goes through the shell, which sets PWD.
+local function argv_of(cmd, sh, cwd)
+  sh = sh or "/bin/sh"
+  if cwd or cmd:find("[^%w_%./,:=+@%%^ \t-]") then
+    return { sh, "-c", cmd }
   end
   local argv, n = {}, 0
   for w in cmd:gmatch("[^ \t]+") do
@@ -65,7 +68,7 @@ local function argv_of(cmd)
     argv[n] = w
   end
   if n == 0 or SHELL_WORDS[argv[1]] or argv[1]:find("=", 1, true) then
-    return { "/bin/sh", "-c", cmd }
+    return { sh, "-c", cmd }
   end
   return argv
 end
@@ -298,13 +301,13 @@ end
 
 -- What a retry function's answer means: the argv and cmd string to run
 -- next, or nil to stop.
-local function next_command(again, argv, cmdstr, opts)
+local function next_command(again, argv, cmdstr, opts, sh)
   if again == true then
     return argv, cmdstr
   elseif again == false or again == nil then
     return nil
   elseif type(again) == "string" then
-    return opts.cwd and { "/bin/sh", "-c", again } or argv_of(again), again
+    return argv_of(again, sh, opts.cwd), again
   elseif type(again) == "table" then
     local a, s = from_argv(again)
     if a then
@@ -383,7 +386,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
           result.captured(r, job:output("stdout"), job:output("stderr"))
         end
         result.attempts(r, n, tries)
-        local nargv, ncmd = next_command(pol.retry(r, n), argv, cmdstr, opts)
+        local nargv, ncmd = next_command(pol.retry(r, n), argv, cmdstr, opts, pol.shell)
         if not nargv then
           break
         end
@@ -437,8 +440,7 @@ function M.run(cmd, opts)
     if cmd:find("\0", 1, true) then
       argerror(1, "command contains a NUL byte", 3)
     end
-    -- sh also sets PWD when it runs in another directory.
-    argv, cmdstr = opts.cwd and { "/bin/sh", "-c", cmd } or argv_of(cmd), cmd
+    cmdstr = cmd -- its argv once the shell option is known
   elseif tc == "table" then
     argv, cmdstr = from_argv(cmd)
     if not argv then
@@ -463,6 +465,9 @@ function M.run(cmd, opts)
     if defaults then
       pol = ctl and setmetatable(ctl, { __index = defaults }) or defaults
     end
+  end
+  if not argv then
+    argv = argv_of(cmd, pol and pol.shell, opts.cwd)
   end
   local stats = state
   if not st then

@@ -122,6 +122,13 @@ local JOB = {
     return nil, "a whole number of at least 0"
   end,
   retry_delay = seconds,
+  -- the shell that runs command strings: "bash", "/bin/zsh"...
+  shell = function(v)
+    if type(v) == "string" and v:find("^[^%s%z]+$") then
+      return v
+    end
+    return nil, "a shell such as 'bash' or '/bin/zsh'"
+  end,
   -- the exit codes that count as success, all of them: {0, 1} for grep
   ok_codes = function(v)
     if type(v) == "table" and #v > 0 then
