@@ -417,7 +417,7 @@ end)
 
 describe("the shell option", function()
   it("runs command strings with the shell named, in shell, map and pool options", function()
-    local r = h.script([[
+    local r = h.script([=[
       print(shell("[[ a == a* ]] && echo yes", {shell = "bash", capture = true}).stdout)
       print(shell("echo $0", {capture = true}).stdout)
       local rs = pool{jobs = 1, shell = "bash"}:map(function()
@@ -425,7 +425,7 @@ describe("the shell option", function()
       end, {1})
       print(rs[1])
       print(select(2, pcall(shell, "true", {shell = "no such"})))
-    ]])
+    ]=])
     assert.are.equal(0, r.code, r.err)
     assert.matches("^yes\n\n/bin/sh\n\n%d\n\n[^\n]*option 'shell' must be a shell such as 'bash'", r.out)
   end)
