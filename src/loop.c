@@ -118,5 +118,6 @@ static void close_any(uv_handle_t *h, void *arg) {
 void tide_loop_close(void) {
   uv_walk(tide_loop(), close_any, NULL);
   uv_run(tide_loop(), UV_RUN_DEFAULT);
+  tide_jobs_close();
   uv_loop_close(tide_loop());
 }

@@ -4,12 +4,29 @@
  * writes, and stopping it.  The Lua object and core.spawn's options are
  * lcore_job.c's.
  *
- * The child's exit is watched with a pidfd polled by the loop, so no
- * SIGCHLD handler and no waitpid(-1) are needed.  A job completes when its
- * leader has exited and both output pipes reached EOF.  A grandchild
- * holding a pipe open gets tide_conf.drain_ms, then the whole group is
- * killed: nothing a job started outlives the job.  The leader stays a
- * zombie until then, so its pid (the group id) cannot be reused under us.
+ * No SIGCHLD handler and no waitpid(-1): a job's exit is seen on its own
+ * descriptors.  A job completes when its leader has exited and both output
+ * pipes reached EOF.  A grandchild holding a pipe open gets
+ * tide_conf.drain_ms, then the whole group is killed: nothing a job
+ * started outlives the job.  The leader stays a zombie until then, so its
+ * pid (the group id) cannot be reused under us.
+ *
+ * The per-job cost is counted in system calls (docs/performance.md, "System
+ * calls per job"): a grouped job with no output costs tide about 11, where
+ * libuv handles cost 30.  So:
+ * - The pipes and pidfds are not libuv handles but members of an epoll set
+ *   of tide's own, which the loop watches as one uv_poll_t.  (uv_poll_init
+ *   probes a descriptor with an epoll add and delete, sets it non-blocking
+ *   again and tries a delete that fails; uv_pipe_open does an fcntl and an
+ *   ioctl; libuv adds and deletes each one in its epoll and reads once
+ *   more to see EOF.)  Pipes are edge-triggered: an empty pipe whose
+ *   writers are gone reports EPOLLHUP alone, its EOF, so a job with no
+ *   output reads nothing.
+ * - A pipe that reached EOF is reused by the next job (pipe_get()).
+ * - Most jobs end their output by exiting, so the end of both pipes is the
+ *   cue to look for the exit (a waitid that leaves the zombie); a pidfd is
+ *   opened only for a job without pipes, one that runs on after closing
+ *   them, or one still running after TIDE_LAZY_WATCH_MS.
  *
  * What happens to the bytes read from a job is chosen by Lua at spawn
  * (deliver()): kept whole in a bounded buffer (grouped output, capture),
@@ -21,8 +38,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -36,6 +55,13 @@ tide_config tide_conf = {
     .drain_ms = 100,       /* a grandchild holding a pipe after the exit */
 };
 
+/* A job with output pipes has its exit watched (a pidfd: three system
+ * calls) only once it has run this long; before that, the end of both
+ * pipes is the sign to look, which is enough for most jobs.  A leader that
+ * exits while something it started holds its output is seen this much
+ * later, then gets tide_conf.drain_ms as before. */
+#define TIDE_LAZY_WATCH_MS 100
+
 /* A watched stream stops being read while this much more than max_line
  * waits for Lua to take it: the job then blocks on a full pipe, as it
  * would writing to a slow reader, and tide's memory stays bounded even if
@@ -46,6 +72,10 @@ static tide_job *running;
 static int nrunning;
 static int devnull = -1;
 static uv_signal_t sigchld; /* only for jobs without a pidfd */
+static int ep = -1;         /* tide's epoll set: pipes and pidfds */
+static uv_poll_t ep_poll;   /* ep in the loop, referenced while ep holds
+                               something, so idle jobs keep tide alive */
+static int nwatched;        /* descriptors in ep */
 static int sigchld_ready, no_pidfd, nby_sigchld;
 /* One read buffer for every pipe: libuv calls alloc_cb, read and read_cb
  * back to back for one stream, and everything runs on the loop thread. */
@@ -102,6 +132,124 @@ void tide_jobs_kill_wait(void) {
   }
 }
 
+/* ---- tide's epoll set ---- */
+
+/* An output pipe: its read end, non-blocking, in ep edge-triggered.  A
+ * pipe that reached EOF had no writer left anywhere and nothing in it, so
+ * it is kept for the next job, which gets a new write end opened through
+ * /proc: a job costs no pipe2, epoll_ctl or close of a read end.  A pipe
+ * closed before EOF (the drain bound) may still have writers and is never
+ * reused, so no stray writer can reach another job's output. */
+typedef struct tide_pipe {
+  int fd;
+  tide_job *job; /* NULL while free */
+  int k;
+  struct tide_pipe *next; /* free list */
+} tide_pipe;
+
+#define TIDE_FREE_PIPES 64
+static tide_pipe *free_pipes;
+static int nfree_pipes;
+
+/* The low bit of an event's pointer: the pidfd of a job, else a pipe. */
+#define EV_EXIT 1u
+
+static void ep_ref(tide_job *j) {
+  if (nwatched++ == 0) uv_ref((uv_handle_t *)&ep_poll);
+  j->obj.open_handles++;
+}
+
+static void ep_unref(tide_job *j) {
+  if (--nwatched == 0) uv_unref((uv_handle_t *)&ep_poll);
+  j->obj.open_handles--;
+}
+
+static int ep_add_pidfd(tide_job *j) {
+  struct epoll_event ev;
+  ev.events = EPOLLIN;
+  ev.data.u64 = (uint64_t)(uintptr_t)j | EV_EXIT;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, j->pidfd, &ev) != 0) return errno;
+  ep_ref(j);
+  return 0;
+}
+
+/* Taken out of ep before the close: whatever else might share its file,
+ * ep never reports a pidfd whose job is gone.  (This path is only taken
+ * by jobs whose exit is watched, so it costs the common job nothing.) */
+static void close_pidfd(tide_job *j) {
+  epoll_ctl(ep, EPOLL_CTL_DEL, j->pidfd, NULL);
+  close(j->pidfd);
+  j->pidfd = -1;
+  ep_unref(j);
+}
+
+static int pipe_arm(tide_pipe *p, int op) {
+  struct epoll_event ev;
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.ptr = p;
+  return epoll_ctl(ep, op, p->fd, &ev) == 0 ? 0 : errno;
+}
+
+/* A pipe for stream k of j: its read end goes to j, its write end (a
+ * blocking one, for the job) to *wfd.  0 or an errno. */
+static int pipe_get(tide_job *j, int k, int *wfd) {
+  tide_pipe *p;
+  while ((p = free_pipes) != NULL) {
+    char path[40];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", p->fd);
+    free_pipes = p->next;
+    nfree_pipes--;
+    if ((*wfd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) goto got;
+    epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL); /* no /proc: make pipes */
+    close(p->fd);
+    free(p);
+  }
+  int fds[2], err;
+  if ((p = malloc(sizeof *p)) == NULL) return ENOMEM;
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    err = errno;
+    free(p);
+    return err;
+  }
+  p->fd = fds[0];
+  if (fcntl(p->fd, F_SETFL, O_NONBLOCK) != 0 ||
+      (err = pipe_arm(p, EPOLL_CTL_ADD)) != 0) {
+    err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    free(p);
+    return err;
+  }
+  *wfd = fds[1];
+got:
+  p->job = j;
+  p->k = k;
+  j->pipe[k] = p;
+  j->reading[k] = 1;
+  ep_ref(j);
+  return 0;
+}
+
+/* Stream k of j is done with its pipe: kept for another job if clean
+ * (EOF was read: no writer, nothing left), else closed. */
+static void pipe_put(tide_job *j, int k, int clean) {
+  tide_pipe *p = j->pipe[k];
+  j->pipe[k] = NULL;
+  j->reading[k] = 0;
+  ep_unref(j);
+  p->job = NULL;
+  if (clean && nfree_pipes < TIDE_FREE_PIPES && !j->pend[k].paused) {
+    p->next = free_pipes;
+    free_pipes = p;
+    nfree_pipes++;
+    return;
+  }
+  if (!j->pend[k].paused)                      /* else no longer in ep */
+    epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL); /* see close_pidfd() */
+  close(p->fd);
+  free(p);
+}
+
 /* ---- completion ---- */
 
 static void close_handle(uv_handle_t *h) {
@@ -128,10 +276,8 @@ static void deliver(tide_job *j, int k, const char *p, size_t n) {
 
 /* Reads what a pipe still holds without blocking, before it is closed. */
 static void drain(tide_job *j, int k) {
-  int fd;
-  if (uv_fileno((uv_handle_t *)&j->pipe[k], &fd) != 0) return;
   for (;;) {
-    ssize_t n = read(fd, scratch, sizeof scratch);
+    ssize_t n = read(j->pipe[k]->fd, scratch, sizeof scratch);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     if (j->routed)
@@ -149,8 +295,7 @@ static void finish(tide_job *j) {
   for (int k = TIDE_OUT; k <= TIDE_ERR; k++) {
     if (!j->reading[k]) continue;
     drain(j, k);
-    j->reading[k] = 0;
-    close_handle((uv_handle_t *)&j->pipe[k]);
+    pipe_put(j, k, 0);
   }
   tee_close(j, TIDE_OUT);
   tee_close(j, TIDE_ERR);
@@ -161,10 +306,14 @@ static void finish(tide_job *j) {
   tide_complete(&j->obj);
 }
 
+static void watch(tide_job *j);
+
 static void on_timer(uv_timer_t *t) {
   tide_job *j = (tide_job *)t->data;
   if (j->exited)
     finish(j); /* drain bound reached */
+  else if (!j->watching)
+    watch(j); /* a job that runs on: watch its exit after all */
   else
     kill(-j->pid, SIGKILL); /* kill grace over */
 }
@@ -187,16 +336,6 @@ static void exited(tide_job *j) {
     arm_timer(j, tide_conf.drain_ms);
   else
     finish(j);
-}
-
-static void on_exit_poll(uv_poll_t *p, int status, int events) {
-  tide_job *j = (tide_job *)p->data;
-  (void)status;
-  (void)events;
-  close_handle((uv_handle_t *)&j->poll);
-  close(j->pidfd);
-  j->pidfd = -1;
-  exited(j);
 }
 
 /* Without a pidfd (kernels before 5.3, valgrind, or no descriptor left):
@@ -231,15 +370,12 @@ static void watch_by_sigchld(tide_job *j) {
 
 /* Starts watching for the leader's exit. */
 static void watch(tide_job *j) {
+  j->watching = 1;
+  if (j->timer_init) uv_timer_stop(&j->timer); /* the lazy watch */
   if (!no_pidfd) {
     j->pidfd = (int)syscall(SYS_pidfd_open, j->pid, 0);
     if (j->pidfd >= 0) {
-      if (uv_poll_init(tide_loop(), &j->poll, j->pidfd) == 0) {
-        j->poll.data = &j->obj;
-        j->obj.open_handles++;
-        uv_poll_start(&j->poll, UV_READABLE, on_exit_poll);
-        return;
-      }
+      if (ep_add_pidfd(j) == 0) return;
       close(j->pidfd);
       j->pidfd = -1;
     } else if (errno == ENOSYS) {
@@ -249,35 +385,136 @@ static void watch(tide_job *j) {
   watch_by_sigchld(j);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  (void)h;
-  (void)hint;
-  *buf = uv_buf_init(scratch, sizeof scratch);
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  tide_job *j = (tide_job *)s->data;
-  int k = s == (uv_stream_t *)&j->pipe[TIDE_OUT] ? TIDE_OUT : TIDE_ERR;
-  if (n > 0) {
-    if (!j->routed) {
-      tide_buf_add(&j->buf[k], buf->base, (size_t)n);
-      return;
-    }
-    deliver(j, k, buf->base, (size_t)n);
-    if (j->watch) {
-      tide_lines *pd = &j->pend[k];
-      if (pd->len - pd->start >= j->max_line + TIDE_PEND_SLACK) {
-        uv_read_stop(s);
-        pd->paused = 1;
-      }
-      tide_news(&j->obj);
-    }
+/* Bytes read from stream k. */
+static void got(tide_job *j, int k, const char *p, size_t n) {
+  if (!j->routed) {
+    tide_buf_add(&j->buf[k], p, n);
     return;
   }
-  if (n == 0) return; /* EAGAIN */
-  j->reading[k] = 0;
-  close_handle((uv_handle_t *)s);
-  if (j->exited && !j->reading[TIDE_OUT] && !j->reading[TIDE_ERR]) finish(j);
+  deliver(j, k, p, n);
+  if (j->watch) {
+    tide_lines *pd = &j->pend[k];
+    if (pd->len - pd->start >= j->max_line + TIDE_PEND_SLACK) {
+      /* Out of the set, not just masked: EPOLLHUP cannot be masked. */
+      epoll_ctl(ep, EPOLL_CTL_DEL, j->pipe[k]->fd, NULL);
+      pd->paused = 1;
+    }
+    tide_news(&j->obj);
+  }
+}
+
+/* Whether the leader has exited; WNOWAIT keeps it a zombie for finish().
+ * A process closes its files before it becomes a zombie, so the end of
+ * its output can come first when it is slow on its way out (a loaded
+ * machine): then the exit is watched with a pidfd after all. */
+static int is_zombie(tide_job *j) {
+  siginfo_t si;
+  si.si_pid = 0;
+  return waitid(P_PID, (id_t)j->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         si.si_pid == j->pid;
+}
+
+/* Pipe k is readable, or its writers are gone.  Edge-triggered: read
+ * until it is empty (a short read) or, once its writers are gone, until
+ * EOF; past a bound the rest is left for the next turn. */
+static void on_pipe(tide_job *j, int k, uint32_t events) {
+  int clean = 1;
+  if (events & (EPOLLIN | EPOLLERR)) {
+    for (int i = 0;; i++) {
+      if (j->pend[k].paused) return;
+      if (i == 16) { /* others wait: be reported again */
+        pipe_arm(j->pipe[k], EPOLL_CTL_MOD);
+        return;
+      }
+      ssize_t n = read(j->pipe[k]->fd, scratch, sizeof scratch);
+      if (n > 0) {
+        got(j, k, scratch, (size_t)n);
+        /* Empty now; its end will be an event of its own. */
+        if ((size_t)n < sizeof scratch && !(events & EPOLLHUP)) return;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      clean = n == 0;
+      break;
+    }
+  }
+  /* EOF: read 0, or EPOLLHUP alone (no writer left, nothing to read) */
+  pipe_put(j, k, clean);
+  if (j->reading[TIDE_OUT] || j->reading[TIDE_ERR]) return;
+  if (j->exited) {
+    finish(j);
+  } else if (!j->watching) {
+    /* Most jobs end their output by exiting: if the leader is a zombie,
+     * it has exited; if not, it closed its output and runs on. */
+    if (is_zombie(j)) {
+      j->watching = 1;
+      exited(j);
+    } else {
+      watch(j);
+    }
+  }
+}
+
+static void on_ep(uv_poll_t *h, int status, int events) {
+  (void)h;
+  (void)status;
+  (void)events;
+  struct epoll_event ev[64];
+  int n = epoll_wait(ep, ev, 64, 0);
+  /* A job an earlier event finished has closed its descriptors, which
+   * the checks below see; it is not freed before the driver runs.  Nor
+   * is a pipe: only its own event or a finish() with the job's exit
+   * already seen (a timer's) closes one that was not clean. */
+  for (int i = 0; i < n; i++) {
+    if (ev[i].data.u64 & EV_EXIT) {
+      tide_job *j = (tide_job *)(uintptr_t)(ev[i].data.u64 & ~(uint64_t)1);
+      if (j->pidfd < 0) continue;
+      close_pidfd(j);
+      exited(j);
+    } else {
+      tide_pipe *p = ev[i].data.ptr;
+      if (p->job && !p->job->pend[p->k].paused)
+        on_pipe(p->job, p->k, ev[i].events);
+    }
+  }
+}
+
+/* Makes ep on first use; 0 or an errno. */
+static int ep_ready(void) {
+  if (ep >= 0) return 0;
+  if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) return errno;
+  int rc = uv_poll_init(tide_loop(), &ep_poll, ep);
+  if (rc != 0) {
+    close(ep);
+    ep = -1;
+    return -rc;
+  }
+  ep_poll.data = NULL;
+  uv_poll_start(&ep_poll, UV_READABLE, on_ep);
+  uv_unref((uv_handle_t *)&ep_poll);
+  return 0;
+}
+
+void tide_jobs_close(void) {
+  for (tide_job *j = running, *next; j; j = next) {
+    next = j->next;
+    for (int k = TIDE_OUT; k <= TIDE_ERR; k++)
+      if (j->reading[k]) pipe_put(j, k, 0);
+    if (j->pidfd >= 0) close_pidfd(j);
+    unlink_running(j);
+    tide_obj_release(&j->obj);
+  }
+  while (free_pipes) {
+    tide_pipe *p = free_pipes;
+    free_pipes = p->next;
+    epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL);
+    close(p->fd);
+    free(p);
+  }
+  nfree_pipes = 0;
+  if (ep >= 0) close(ep); /* ep_poll was closed with the loop */
+  ep = -1;
 }
 
 /* Lua took everything before end: drop it, and read again if reading
@@ -289,7 +526,7 @@ void tide_job_consume(tide_job *j, int k, size_t end) {
   if (pd->paused && j->reading[k] &&
       pd->len - pd->start < j->max_line + TIDE_PEND_SLACK) {
     pd->paused = 0;
-    uv_read_start((uv_stream_t *)&j->pipe[k], on_alloc, on_read);
+    pipe_arm(j->pipe[k], EPOLL_CTL_ADD); /* reports what came meanwhile */
   }
 }
 
@@ -337,6 +574,7 @@ void tide_job_release(tide_job *j) {
 
 void tide_job_terminate(tide_job *j, uint64_t grace_ms) {
   if (j->exited || j->pid == 0) return;
+  if (!j->watching) watch(j);
   kill(-j->pid, SIGTERM);
   kill(-j->pid, SIGCONT); /* a stopped job must wake up to die */
   arm_timer(j, grace_ms);
@@ -344,6 +582,7 @@ void tide_job_terminate(tide_job *j, uint64_t grace_ms) {
 
 void tide_job_hangup(tide_job *j, uint64_t grace_ms) {
   if (j->exited || j->pid == 0) return;
+  if (!j->watching) watch(j);
   if (j->hold_in) close_handle((uv_handle_t *)&j->in);
   arm_timer(j, grace_ms);
 }
@@ -404,11 +643,11 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
     err = errno;
     goto fail;
   }
+  if ((err = ep_ready()) != 0) goto fail;
   for (int k = TIDE_OUT; k <= TIDE_ERR; k++)
-    if (disp[k] == TIDE_DISP_PIPE && pipe2(fds + 2 * k, O_CLOEXEC) != 0) {
-      err = errno;
-      goto fail;
-    }
+    if (disp[k] == TIDE_DISP_PIPE &&
+        (err = pipe_get(j, k, &fds[2 * k + 1])) != 0)
+      goto fail_ep;
   if (o->in && pipe2(fds + 4, O_CLOEXEC) != 0) {
     err = errno;
     goto fail;
@@ -426,23 +665,20 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
       why->what = "cmd";
       why->name = o->argv[0];
     }
-    goto fail;
+    goto fail_ep;
   }
 
   j->t0 = uv_hrtime();
-  watch(j);
+  if (j->reading[TIDE_OUT] || j->reading[TIDE_ERR]) {
+    uv_update_time(tide_loop()); /* the loop's clock may be far behind */
+    arm_timer(j, TIDE_LAZY_WATCH_MS);
+  } else
+    watch(j);
   for (int k = TIDE_OUT; k <= TIDE_ERR; k++) {
     if (disp[k] == TIDE_DISP_FILE) tee_close(j, k); /* the job has it */
     if (disp[k] != TIDE_DISP_PIPE) continue;
     close(fds[2 * k + 1]);
     fds[2 * k + 1] = -1;
-    uv_pipe_init(tide_loop(), &j->pipe[k], 0);
-    j->pipe[k].data = &j->obj;
-    j->obj.open_handles++;
-    uv_pipe_open(&j->pipe[k], fds[2 * k]);
-    fds[2 * k] = -1;
-    uv_read_start((uv_stream_t *)&j->pipe[k], on_alloc, on_read);
-    j->reading[k] = 1;
   }
   if (o->in) {
     close(fds[4]);
@@ -467,6 +703,12 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
   nrunning++;
   return 0;
 
+fail_ep:
+  close_fds(fds, 6); /* the write ends first: the pipes are clean again */
+  for (int i = 0; i < 6; i++)
+    fds[i] = -1;
+  for (int k = TIDE_OUT; k <= TIDE_ERR; k++)
+    if (j->reading[k]) pipe_put(j, k, 1);
 fail:
   close_fds(fds, 6);
   return err;

@@ -224,9 +224,8 @@ enum { TIDE_DISP_PIPE, TIDE_DISP_INHERIT, TIDE_DISP_NULL, TIDE_DISP_FILE };
 typedef struct tide_job {
   tide_obj obj;
   pid_t pid; /* 0 until started */
-  int pidfd;
-  uv_poll_t poll; /* pidfd readable = the leader exited */
-  uv_pipe_t pipe[2];
+  int pidfd; /* readable = the leader exited; in proc.c's epoll */
+  struct tide_pipe *pipe[2]; /* output pipes being read (proc.c) */
   uv_pipe_t in;
   uv_timer_t timer; /* kill grace while running, drain bound after exit */
   uv_write_t wreq;
@@ -240,8 +239,9 @@ typedef struct tide_job {
   size_t max_line;
   int reading[2];
   int timer_init, exited, finished, by_sigchld;
-  int hold_in; /* stdin stays open until the job ends */
-  int status;  /* wait status */
+  int watching; /* the exit is watched (pidfd or SIGCHLD), not inferred */
+  int hold_in;  /* stdin stays open until the job ends */
+  int status;   /* wait status */
   struct rusage ru;
   uint64_t t0, t1;
   struct tide_job *prev, *next; /* running list */
@@ -283,6 +283,9 @@ void tide_jobs_terminate(uint64_t grace_ms);
 void tide_jobs_kill(int sig);
 /* SIGKILL every job's group and wait until it is gone (at exit). */
 void tide_jobs_kill_wait(void);
+/* After the loop closed: closes the descriptors of jobs never finished
+ * (os.exit), freeing those whose userdata is gone, and proc.c's epoll. */
+void tide_jobs_close(void);
 /* Calls fn with the leader of every job that has not finished. */
 void tide_jobs_each(void (*fn)(pid_t, void *), void *ud);
 /* True if pid is the leader of a job that has not finished. */
