@@ -392,4 +392,17 @@ function M.check_page(path)
   return dom
 end
 
+-- Runs a shell command; its stdout and stderr together, and its exit code.
+function M.out_of(cmd)
+  local p = io.popen("(" .. cmd .. ") 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+-- Whether a program is in PATH.
+function M.have(prog)
+  return os.execute("command -v " .. prog .. " >/dev/null 2>&1") == true
+end
+
 return M

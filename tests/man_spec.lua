@@ -8,16 +8,7 @@ local q = h.quote
 -- The source tree (ctest runs specs from there).
 local ROOT = io.popen("pwd"):read("l")
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
-
-local function have(prog)
-  return os.execute("command -v " .. prog .. " >/dev/null 2>&1") == true
-end
+local sh, have = h.out_of, h.have
 
 -- The one-liner options tide has, from the code itself.
 local function options()
