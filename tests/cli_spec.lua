@@ -224,3 +224,23 @@ describe("tide command line", function()
     assert.truthy(r.err:find("tide: cannot open nosuch.lua", 1, true), r.err)
   end)
 end)
+
+describe("{= =} in one-liners", function()
+  it("evaluates a Lua expression with _ the arguments, for each job, quoted as {} is", function()
+    local r = h.run({ "-k", "-j1", "printf", "'[%s]'", "{= _:upper() =}", "x-{= _:gsub('%.gz$', '') =}", ":::",
+      "a.gz", "b c.gz" })
+    assert.are.equal(0, r.code, r.err)
+    -- one argument each, the space included: quoted as {} is
+    assert.are.equal("[A.GZ][x-a][B C.GZ][x-b c]", r.out)
+  end)
+
+  it("says that a Perl expression is not Lua, and that an expression that fails failed, exit 255", function()
+    local r = h.run({ "echo", "{= s/a/b/ =}", ":::", "a" })
+    assert.are.equal(255, r.code)
+    assert.matches("^tide: {= s/a/b/ =} is not a Lua expression: .*GNU parallel's are Perl%)\n$", r.err)
+    assert.are.equal("", r.out)
+    r = h.run({ "echo", "{= nosuch() =}", ":::", "a" })
+    assert.are.equal(255, r.code)
+    assert.are.equal("tide: {= nosuch() =}: attempt to call a nil value (global 'nosuch')\n", r.err)
+  end)
+end)

@@ -499,6 +499,44 @@ end
 
 -- Whether the template has a replacement string: filled with a marker
 -- item, the marker shows, or {#} makes two numbers differ.
+-- {= code =} in a command: GNU parallel's are Perl; tide's are Lua, an
+-- expression with _ bound to the job's arguments ({}), evaluated for each
+-- job, its value quoted as {} is.  Returns the command's pieces, strings
+-- and functions of the arguments, or nil when it has none.
+local function lua_exprs(s)
+  if not s:find("{=", 1, true) then
+    return nil
+  end
+  local parts, pos = {}, 1
+  while true do
+    local a, code, z = s:match("(){=(.-)=}()", pos)
+    if not a then
+      break
+    end
+    if a > pos then
+      parts[#parts + 1] = s:sub(pos, a - 1)
+    end
+    local f, err = load("local _ = ...\nreturn " .. code, "={=" .. code .. "=}", "t",
+      setmetatable({}, { __index = _G }))
+    if not f then
+      die("{=%s=} is not a Lua expression: %s (tide's {= =} are Lua, with _ the argument: {= _:upper() =}; "
+        .. "GNU parallel's are Perl)", code, err:gsub("^[^:]*:%d+: ", ""))
+    end
+    parts[#parts + 1] = function(arg)
+      local ok, v = pcall(f, arg)
+      if not ok then -- raised in a job's task: a plain message, exit 255
+        error(("{=%s=}: %s"):format(code, tostring(v):gsub("^[^:]*:%d+: ", "")), 0)
+      end
+      return v == nil and "" or tostring(v)
+    end
+    pos = z
+  end
+  if pos <= #s then
+    parts[#parts + 1] = s:sub(pos)
+  end
+  return parts
+end
+
 local function has_placeholder(tpl, names)
   local probe = {}
   for k = 1, 9 do
@@ -865,7 +903,9 @@ local function run(o)
   if none then
     o.N = nil
   end
-  local appended = #command > 0 and not none and not has_placeholder(tpl or table.concat(words, " "), names)
+  local exprs = not quoted and lua_exprs(tpl)
+  local appended = #command > 0 and not none and not exprs
+    and not has_placeholder(tpl or table.concat(words, " "), names)
   if appended then
     if quoted then
       words[#words + 1] = "{}"
@@ -927,6 +967,13 @@ local function run(o)
     end
     if o["-X"] then
       return context_replace(t, item, i)
+    end
+    if exprs then
+      local out, arg = {}, table.concat(item, " ")
+      for k, part in ipairs(exprs) do
+        out[k] = type(part) == "string" and template.fmt(part, item, i) or template.quote(part(arg))
+      end
+      return table.concat(out)
     end
     return template.fmt(t, item, i)
   end
