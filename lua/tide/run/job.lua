@@ -487,7 +487,7 @@ function M.run(cmd, opts)
         result.uncaptured(r)
       end
     else
-      local t0 = core.now()
+      local t0 = state.report and core.now() -- the hot path pays only for a report
       sched.await(job, function(reason)
         local rec = { job = job, grace = state.KILL_GRACE, t0 = t0, cmd = cmdstr }
         stop(rec, reason)
