@@ -4,6 +4,7 @@
  * Failures of the environment come back as tide_pusherr makes them.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -184,6 +185,21 @@ static int core_executable(lua_State *L) {
   return 1;
 }
 
+/* core.self() -> the path of the running tide executable (what a worker
+ * host runs or is sent), or nothing under another interpreter (tide.so). */
+static int core_self(lua_State *L) {
+#ifdef TIDE_MODULE
+  (void)L;
+  return 0;
+#else
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf);
+  if (n <= 0 || (size_t)n >= sizeof buf) return 0;
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+#endif
+}
+
 static int core_signame(lua_State *L) {
   const char *name = tide_signame((int)luaL_checkinteger(L, 1));
   if (name == NULL) return 0;
@@ -257,13 +273,16 @@ static void push_errno_table(lua_State *L) {
 
 int luaopen_tide_core(lua_State *L) {
   static const luaL_Reg funcs[] = {{"spawn", tide_job_spawn},
+                                   {"virtual", tide_job_virtual_new},
                                    {"step", tide_step},
                                    {"timer", tide_timer_new},
+                                   {"reader", tide_reader_new},
                                    {"now", core_now},
                                    {"cpus", core_cpus},
                                    {"running", core_running},
                                    {"die", core_die},
                                    {"executable", core_executable},
+                                   {"self", core_self},
                                    {"glob", tide_glob},
                                    {"resume", tide_resume},
                                    {"signame", core_signame},
@@ -281,6 +300,7 @@ int luaopen_tide_core(lua_State *L) {
                                    {NULL, NULL}};
   tide_job_register(L);
   tide_timer_register(L);
+  tide_reader_register(L);
   tide_store_register(L);
   luaL_newlib(L, funcs);
   lua_pushinteger(L, SIGPIPE);

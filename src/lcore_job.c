@@ -5,6 +5,7 @@
  * reads spawn options, checks arguments and turns results into Lua values.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,23 +332,22 @@ static const char *teeopt(lua_State *L, int opts, const char *field) {
  * "(cmd): 'prog'", "(cwd): '/dir'" or "(tee_stdout): '/path'".  What such a
  * failure means for the job's result (127, 126, a message) is Lua's call.
  */
-int tide_job_spawn(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  int opts = lua_istable(L, 2) ? 2 : 0;
-  lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
-  luaL_argcheck(L, argc > 0, 1, "empty argv");
-  tide_job_opts o;
-  memset(&o, 0, sizeof o);
-  o.disp[TIDE_OUT] = disposition(L, opts, "stdout");
-  o.disp[TIDE_ERR] = disposition(L, opts, "stderr");
-  int envidx = 0;
+/* Reads core.spawn's options (at opts, 0 for none) into o and a new job
+ * userdata, pushed and pinned; *envidx is the env table's index or 0.
+ * Everything that can raise happens here, before any resource is taken. */
+static tide_job *new_job(lua_State *L, int opts, tide_job_opts *o,
+                         int *envidx) {
+  memset(o, 0, sizeof *o);
+  o->disp[TIDE_OUT] = disposition(L, opts, "stdout");
+  o->disp[TIDE_ERR] = disposition(L, opts, "stderr");
+  *envidx = 0;
   if (opts) {
     lua_getfield(L, opts, "cwd");
-    o.cwd = lua_tostring(L, -1); /* kept alive by the stack slot */
+    o->cwd = lua_tostring(L, -1); /* kept alive by the stack slot */
     lua_getfield(L, opts, "stdin");
-    o.in = lua_tolstring(L, -1, &o.inlen);
+    o->in = lua_tolstring(L, -1, &o->inlen);
     lua_getfield(L, opts, "env");
-    if (lua_istable(L, -1)) envidx = lua_gettop(L);
+    if (lua_istable(L, -1)) *envidx = lua_gettop(L);
   }
 
   int keep = 1, watchit = 0, hold = 0;
@@ -360,31 +360,17 @@ int tide_job_spawn(lua_State *L) {
     lua_getfield(L, opts, "hold_stdin");
     hold = lua_toboolean(L, -1);
     lua_pop(L, 3);
-    if (hold && o.in == NULL) o.in = "";
+    if (hold && o->in == NULL) o->in = "";
     max_line = intopt(L, opts, "max_line", TIDE_MAX_LINE, 1);
     max_output = intopt(L, opts, "max_output", 0, 0);
-    o.tee[TIDE_OUT] = teeopt(L, opts, "tee_stdout");
-    o.tee[TIDE_ERR] = teeopt(L, opts, "tee_stderr");
+    o->tee[TIDE_OUT] = teeopt(L, opts, "tee_stdout");
+    o->tee[TIDE_ERR] = teeopt(L, opts, "tee_stderr");
   }
-
-  /* Everything that can raise a Lua error happens before any resource is
-   * taken, so an error never leaks a descriptor or a child. */
-  const char **argv =
-      lua_newuserdatauv(L, (size_t)(argc + 1) * sizeof *argv, 0);
-  for (lua_Integer i = 0; i < argc; i++) {
-    /* Only strings: the table keeps them alive after the pop. */
-    if (lua_rawgeti(L, 1, i + 1) != LUA_TSTRING)
-      return luaL_argerror(L, 1, "argv items must be strings");
-    argv[i] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  argv[argc] = NULL;
-  o.argv = argv;
   tide_obj **u = lua_newuserdatauv(L, sizeof *u, 0);
   *u = NULL;
   luaL_setmetatable(L, JOB_MT);
   tide_job *j = tide_job_new();
-  if (j == NULL) return luaL_error(L, "out of memory");
+  if (j == NULL) luaL_error(L, "out of memory");
   *u = &j->obj;
   j->max_line = TIDE_MAX_LINE;
   tide_obj_pin(L, &j->obj);
@@ -395,6 +381,37 @@ int tide_job_spawn(lua_State *L) {
     j->buf[TIDE_OUT].limit = j->buf[TIDE_ERR].limit = (uint64_t)max_output;
     j->hold_in = hold;
   }
+  return j;
+}
+
+/* The userdata of a job that never ran: unpinned, and the failure pushed. */
+static int unstarted(lua_State *L, tide_job *j, int err,
+                     const tide_job_fail *why) {
+  tide_job_unstarted(j);
+  luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref);
+  j->obj.ref = LUA_NOREF;
+  return tide_pusherr(L, err, why->what, why->name);
+}
+
+int tide_job_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int opts = lua_istable(L, 2) ? 2 : 0;
+  lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, argc > 0, 1, "empty argv");
+  const char **argv =
+      lua_newuserdatauv(L, (size_t)(argc + 1) * sizeof *argv, 0);
+  for (lua_Integer i = 0; i < argc; i++) {
+    /* Only strings: the table keeps them alive after the pop. */
+    if (lua_rawgeti(L, 1, i + 1) != LUA_TSTRING)
+      return luaL_argerror(L, 1, "argv items must be strings");
+    argv[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  argv[argc] = NULL;
+  tide_job_opts o;
+  int envidx;
+  tide_job *j = new_job(L, opts, &o, &envidx);
+  o.argv = argv;
 
   char **envp = NULL;
   tide_job_fail why;
@@ -407,11 +424,97 @@ int tide_job_spawn(lua_State *L) {
   }
   tide_spawn_env_free(envp);
   if (err == 0) return 1;
-  /* The userdata exists but never ran: unpin it and report. */
-  tide_job_unstarted(j);
-  luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref);
+  return unstarted(L, j, err, &why);
+}
+
+/*
+ * core.virtual([opts]) -> job | nil, message, errname: a job that runs
+ * elsewhere (on a tide worker: lua/tide/backend/worker.lua) but is read,
+ * printed, teed and waited for like a local one.  It takes core.spawn's
+ * output options; Lua gives it the bytes (job:feed) and the end
+ * (job:settle), and completes it itself: no process, no handle.
+ */
+int tide_job_virtual_new(lua_State *L) {
+  int opts = lua_istable(L, 1) ? 1 : 0;
+  tide_job_opts o;
+  int envidx;
+  tide_job *j = new_job(L, opts, &o, &envidx);
+  luaL_unref(L, LUA_REGISTRYINDEX, j->obj.ref); /* Lua completes it */
   j->obj.ref = LUA_NOREF;
-  return tide_pusherr(L, err, why.what, why.name);
+  tide_job_fail why;
+  int err = tide_job_virtual(j, &o, &why);
+  if (err == 0) return 1;
+  return unstarted(L, j, err, &why);
+}
+
+static tide_job *checkvirtual(lua_State *L) {
+  tide_job *j = checkjob(L);
+  if (!j->virt) luaL_argerror(L, 1, "not a virtual job");
+  return j;
+}
+
+/* job:feed(stream, bytes): what the job wrote there, where it goes (kept,
+ * teed, watched, or straight to tide's own stdout or stderr). */
+static int job_feed(lua_State *L) {
+  tide_job *j = checkvirtual(L);
+  int k = streamarg(L, 2);
+  size_t n;
+  const char *p = luaL_checklstring(L, 3, &n);
+  if (j->finished) return luaL_error(L, "job has ended");
+  tide_job_feed(j, k, p, n);
+  return 0;
+}
+
+/* job:settle(code, signal, started, ended, user, sys, maxrss): how the job
+ * ended (code, or nil and a signal name), when (core.now()'s clock) and
+ * its resource usage. */
+static int job_settle(lua_State *L) {
+  tide_job *j = checkvirtual(L);
+  int status;
+  if (lua_isnoneornil(L, 2)) {
+    int sig = tide_signum(luaL_checkstring(L, 3));
+    status = sig > 0 ? sig : SIGKILL; /* W-encoded: a signal */
+  } else {
+    status = ((int)luaL_checkinteger(L, 2) & 0xff) << 8;
+  }
+  double t0 = luaL_checknumber(L, 4), t1 = luaL_checknumber(L, 5);
+  double ut = luaL_optnumber(L, 6, 0), st = luaL_optnumber(L, 7, 0);
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
+  ru.ru_utime.tv_sec = (time_t)ut;
+  ru.ru_utime.tv_usec = (suseconds_t)((ut - (double)(time_t)ut) * 1e6);
+  ru.ru_stime.tv_sec = (time_t)st;
+  ru.ru_stime.tv_usec = (suseconds_t)((st - (double)(time_t)st) * 1e6);
+  ru.ru_maxrss = (long)luaL_optinteger(L, 8, 0);
+  tide_job_settle(j, status, (uint64_t)(t0 * 1e9), (uint64_t)(t1 * 1e9), &ru);
+  return 0;
+}
+
+/* job:send(bytes) -> true | nil, message, errname: more input on the
+ * stdin that hold_stdin keeps open (a worker's requests). */
+static int job_send(lua_State *L) {
+  tide_job *j = checkjob(L);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  int err = tide_job_send(j, p, n);
+  if (err == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return tide_pusherr(L, err, "send", NULL);
+}
+
+/* job:take(stream [, final]) -> every byte of a watched stream read so far
+ * (with final also after the job ended), unsplit: a stream that carries
+ * frames, not lines. */
+static int job_take(lua_State *L) {
+  tide_job *j;
+  int k;
+  tide_lines *pd = checklines(L, &j, &k);
+  size_t end = tide_lines_end(pd, j->max_line, 1, 1);
+  lua_pushlstring(L, pd->data ? pd->data + pd->start : "", end - pd->start);
+  tide_job_consume(j, k, end);
+  return 1;
 }
 
 void tide_job_register(lua_State *L) {
@@ -432,6 +535,10 @@ void tide_job_register(lua_State *L) {
                                      {"kill", job_kill},
                                      {"terminate", job_terminate},
                                      {"hangup", job_hangup},
+                                     {"feed", job_feed},
+                                     {"settle", job_settle},
+                                     {"send", job_send},
+                                     {"take", job_take},
                                      {NULL, NULL}};
   tide_obj_class(L, JOB_MT, methods, job_gc);
 }

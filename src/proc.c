@@ -722,3 +722,73 @@ void tide_job_unstarted(tide_job *j) {
 int tide_resource_error(int err) {
   return err == EMFILE || err == ENFILE || err == EAGAIN || err == ENOMEM;
 }
+
+/* ---- virtual jobs and held input ---- */
+
+int tide_job_virtual(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
+  static const char *const tee_names[] = {"tee_stdout", "tee_stderr"};
+  why->what = why->name = NULL;
+  j->virt = 1;
+  for (int k = TIDE_OUT; k <= TIDE_ERR; k++) {
+    j->disp[k] = o->disp[k];
+    if (o->disp[k] != TIDE_DISP_PIPE) continue;
+    int err = open_tee(j, k, o->tee[k]);
+    if (err != 0) {
+      why->what = tee_names[k];
+      why->name = o->tee[k];
+      return err;
+    }
+  }
+  j->routed =
+      !j->keep || j->watch || j->tee[TIDE_OUT] >= 0 || j->tee[TIDE_ERR] >= 0;
+  j->t0 = uv_hrtime();
+  return 0;
+}
+
+void tide_job_feed(tide_job *j, int k, const char *p, size_t n) {
+  if (j->disp[k] == TIDE_DISP_INHERIT) {
+    /* ungrouped: straight out, as the job's own writes would be */
+    if (tide_write_all(k + 1, p, n) < 0) {}
+  } else if (j->disp[k] == TIDE_DISP_PIPE) {
+    if (j->routed)
+      deliver(j, k, p, n);
+    else
+      tide_buf_add(&j->buf[k], p, n);
+  }
+}
+
+void tide_job_settle(tide_job *j, int status, uint64_t t0, uint64_t t1,
+                     const struct rusage *ru) {
+  j->status = status;
+  j->t0 = t0;
+  j->t1 = t1;
+  j->ru = *ru;
+  j->exited = j->finished = 1;
+  tee_close(j, TIDE_OUT);
+  tee_close(j, TIDE_ERR);
+}
+
+typedef struct held_write {
+  uv_write_t req;
+  char data[];
+} held_write;
+
+static void on_sent(uv_write_t *req, int status) {
+  (void)status; /* a closed reader: its end shows as the job's */
+  free(req);
+}
+
+int tide_job_send(tide_job *j, const char *p, size_t n) {
+  if (!j->hold_in || j->finished || uv_is_closing((uv_handle_t *)&j->in))
+    return EPIPE;
+  held_write *w = malloc(sizeof *w + n);
+  if (w == NULL) return ENOMEM;
+  memcpy(w->data, p, n);
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
+  int rc = uv_write(&w->req, (uv_stream_t *)&j->in, &b, 1, on_sent);
+  if (rc != 0) {
+    free(w);
+    return -rc;
+  }
+  return 0;
+}

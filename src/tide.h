@@ -241,6 +241,8 @@ typedef struct tide_job {
   int timer_init, exited, finished, by_sigchld;
   int watching; /* the exit is watched (pidfd or SIGCHLD), not inferred */
   int hold_in;  /* stdin stays open until the job ends */
+  int virt;     /* runs elsewhere: Lua feeds and settles it (core.virtual) */
+  int disp[2];  /* a virtual job's TIDE_DISP_* per stream */
   int status;   /* wait status */
   struct rusage ru;
   uint64_t t0, t1;
@@ -271,6 +273,17 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why);
 /* After a failed start: closes what the start left open. */
 void tide_job_unstarted(tide_job *j);
 int tide_resource_error(int err);
+/* A virtual job: its output options applied (tee files opened), no
+ * process; 0 or an errno and *why. */
+int tide_job_virtual(tide_job *j, const tide_job_opts *o, tide_job_fail *why);
+/* Bytes of stream k of a virtual job, routed as a pipe's would be. */
+void tide_job_feed(tide_job *j, int k, const char *p, size_t n);
+/* A virtual job's end: wait status, start and end (ns, uv_hrtime's clock). */
+void tide_job_settle(tide_job *j, int status, uint64_t t0, uint64_t t1,
+                     const struct rusage *ru);
+/* Queues n bytes for the stdin that hold_stdin keeps open; 0 or an errno
+ * (EPIPE once it is closed). */
+int tide_job_send(tide_job *j, const char *p, size_t n);
 /* Lua took pend[k] up to end; reading resumes if it had paused. */
 void tide_job_consume(tide_job *j, int k, size_t end);
 /* Drops the buffered output. */
@@ -301,6 +314,11 @@ void tide_reaper_kill_all(void);
 int tide_timer_new(lua_State *L);
 void tide_timer_register(lua_State *L);
 
+/* ---- reader.c: reading one of tide's own descriptors (tide --worker) ---- */
+
+int tide_reader_new(lua_State *L);
+void tide_reader_register(lua_State *L);
+
 /* ---- loop.c: set-up, the driver step, teardown ---- */
 
 int tide_loop_init(lua_State *L);
@@ -313,6 +331,7 @@ void tide_loop_close(void);
 /* ---- bindings: lcore_job.c, lcore_store.c, glob.c ---- */
 
 int tide_job_spawn(lua_State *L);
+int tide_job_virtual_new(lua_State *L);
 void tide_job_register(lua_State *L);
 /* The buffer of a job's stream (the job at idx, the stream name at idx+1),
  * for the output store. */
