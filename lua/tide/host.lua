@@ -138,6 +138,9 @@ end
 -- Returns true for a one-liner, false for a script as lua takes it, or
 -- the index of a script that GNU parallel's options come before.
 function M.is_oneliner(args)
+  if args[1] == "--worker" then
+    return true -- tide --worker (host.oneliner runs it)
+  end
   local i, lua_only, gnu_only = 1, false, false
   while args[i] do
     local a = args[i]
@@ -212,6 +215,13 @@ end
 
 -- One-liner mode: runs it and returns tide's exit status (tide.cli).
 function M.oneliner(args)
+  if args[1] == "--worker" then
+    if args[2] then
+      io.stderr:write("tide: --worker takes no arguments\n")
+      return 2
+    end
+    return require("tide.backend.serve").main()
+  end
   install_pipe_checks()
   if args[1] == "report" then
     return report.command(args)

@@ -13,6 +13,14 @@
 -- file cannot be read) is run again on another host, and its host is
 -- marked down if its master is gone.  Host keys are checked as ssh always
 -- does; BatchMode keeps a password prompt from hanging a sweep.
+--
+-- Over the master, each host runs one `tide --worker` (worker.lua) that
+-- carries all of that host's jobs: a job costs two frames, not an ssh
+-- session and a Perl wrapper.  A host without tide at this tide's path is
+-- sent this binary, into ~/.cache/tide/tide-SHA256 there, checked by its
+-- hash; a host that still cannot run a worker (another architecture, no
+-- sha256sum) gets one ssh session per job, as does every host with
+-- workers = false.
 local core = require("tide.core")
 local private = require("tide.backend.private")
 local remote = require("tide.backend.remote")
@@ -20,6 +28,7 @@ local sched = require("tide.run.sched")
 local sshlogin = require("tide.backend.sshlogin")
 local state = require("tide.state")
 local util = require("tide.util")
+local worker = require("tide.backend.worker")
 
 local M = {}
 
@@ -182,6 +191,88 @@ local function ensure_master(h)
   return not h.down
 end
 
+-- The words running cmd on h through its master.
+local function on_host(h, cmd, ...)
+  local argv = base_argv(h)
+  for _, o in ipairs({ "-o", "ControlMaster=no", h.name, cmd, ... }) do
+    argv[#argv + 1] = o
+  end
+  return argv
+end
+
+local hash_of -- [path] = the sha256 of the binary there
+
+-- Sends this tide to h, once per version (its hash names it), and
+-- returns the path of the copy there; nil and why if that failed.
+local function ship(h, self)
+  local bytes = util.slurp(self)
+  if not hash_of then
+    local code, _, out = run_ssh({ "sha256sum", self }, { stderr = "null" })
+    hash_of = code == 0 and out:match("^(%x+)") or false
+  end
+  local hash = hash_of
+  if not (bytes and hash) then
+    return nil, "cannot read or hash " .. self
+  end
+  local set = ('d="$HOME/.cache/tide"; f="$d/tide-%s"; '):format(hash)
+  local check = ('echo "%s  $f" | sha256sum -c --status 2>/dev/null'):format(hash)
+  local code, _, out = run_ssh(on_host(h, set .. check .. ' && echo "$f"'), { stderr = "null" })
+  if code ~= 0 then
+    code, _, out = run_ssh(on_host(h, set .. 'mkdir -p "$d" && t="$f.$$" && cat > "$t" && chmod 755 "$t" && '
+      .. check:gsub("%$f", "$t") .. ' && mv -f "$t" "$f" && echo "$f" || { rm -f "$t"; exit 1; }'),
+      { stdin = bytes })
+  end
+  local path = code == 0 and out:match("^(/[^\n]+)")
+  if not path then
+    return nil, "could not send tide there: " .. ((out or ""):match("[^\n]*") or "")
+  end
+  return path
+end
+
+-- Starts a worker on h: at this tide's path, else a copy sent there.
+local function start_worker(h)
+  local self = core.self()
+  if not self then
+    return nil, "tide runs as a Lua module (tide.so): there is no tide executable to start there"
+  end
+  local conn = worker.open(on_host(h, "exec " .. util.quote(self) .. " --worker"))
+  local up, why = worker.ready(conn)
+  if not up and conn.code == 127 then -- not there: send it
+    local path, err = ship(h, self)
+    if not path then
+      return nil, err
+    end
+    conn = worker.open(on_host(h, "exec " .. util.quote(path) .. " --worker"))
+    up, why = worker.ready(conn)
+  end
+  if up then
+    return conn
+  end
+  return nil, why
+end
+
+-- h's worker connection, started by the first job that needs it while
+-- the others wait; nil if h cannot run one (its jobs then take a session
+-- each).
+local function ensure_worker(h)
+  local m = masters[h.login]
+  if m.wstate == nil then
+    m.wstate, m.wwaiting = "starting", {}
+    local conn, why = start_worker(h)
+    m.conn, m.wstate = conn, conn and "up" or "none"
+    if not conn then
+      warn(("host '%s' cannot run a tide worker (%s): one ssh session per job"):format(h.login, why))
+    end
+    for _, token in ipairs(m.wwaiting) do
+      sched.complete(token)
+    end
+    m.wwaiting = nil
+  elseif m.wstate == "starting" then
+    wait_in(m.wwaiting)
+  end
+  return m.conn
+end
+
 local function wake(hs)
   local token = table.remove(hs.waiting, 1)
   if token then
@@ -243,6 +334,7 @@ end
 function M.launcher(pol, each)
   local ssh = ssh_words(pol.ssh)
   local hs = hostset(pol.hosts, each, ssh)
+  local workers = pol.workers ~= false
   local L = {}
 
   -- Returns the plan of one attempt: argv, spec to spawn locally; or nil
@@ -255,6 +347,11 @@ function M.launcher(pol, each)
     local plan = { host = h, w = w }
     if h.is_local then
       plan.argv, plan.spec = argv, spec
+      return plan
+    end
+    local conn = workers and ensure_worker(h)
+    if conn and conn.up then
+      plan.job, plan.conn = worker.run(conn, argv, spec), conn
       return plan
     end
     plan.status, plan.remote = remote.status_name(), true
@@ -272,6 +369,16 @@ function M.launcher(pol, each)
   function L.finish(plan, r)
     release(hs, plan.host, plan.w)
     local h = plan.host
+    if plan.conn then
+      if not plan.job.lost then
+        return { host = h.login }
+      end
+      if not h.down then
+        h.down = true
+        warn(("host '%s' is down: its worker was lost (%s)"):format(h.login, plan.conn.why))
+      end
+      return { host = h.login, error = ("connection to '%s' lost"):format(h.login), lost = "lost" }
+    end
     if h.is_local or r.code ~= 255 then
       return { host = h.login }
     end
@@ -315,6 +422,15 @@ end
 -- Closes every ControlMaster: at the end of a script.
 function M.shutdown()
   for _, m in pairs(masters) do
+    if m.conn then
+      worker.close(m.conn)
+    end
+  end
+  for _, m in pairs(masters) do
+    if m.conn then
+      worker.wait(m.conn)
+      m.conn = nil
+    end
     if m.job then
       if not exited(m.job) then
         local argv = base_argv(m.host)

@@ -247,7 +247,12 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
     books.via, books.plan = via, plan
     argv, spec = plan.argv, plan.spec
   end
-  local job, msg, name = spawn(argv, spec)
+  local job, msg, name
+  if plan and plan.job then -- on a worker (backend/worker.lua)
+    job = plan.job
+  else
+    job, msg, name = spawn(argv, spec)
+  end
   if not job then
     if plan then
       books.plan = nil
@@ -285,6 +290,12 @@ local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
   end
   control.forget(rec, rt)
   books.rec, books.rt = nil, nil
+  if job.failed then -- a worker could not start it
+    books.plan = nil
+    via.abandon(plan)
+    job:release()
+    return result.not_started(cmdstr, job.failed, job.failed_name)
+  end
   local r = result.of_job(job, cmdstr, rec.timed_out, pol.ok_codes)
   local lost
   if plan then

@@ -260,6 +260,14 @@ local function words(what)
   end
 end
 JOB.ssh = words("an ssh command such as 'ssh -F my_config' or an argv table")
+-- false: one ssh session or srun per job instead of a worker per host
+-- or node (backend/worker.lua).
+JOB.workers = function(v)
+  if type(v) == "boolean" then
+    return v
+  end
+  return nil, "a boolean"
+end
 JOB.slurm = words("a list of srun options such as {'--mem=4G', '--time=10'}")
 
 M.JOB = JOB
