@@ -195,7 +195,12 @@ static int core_self(lua_State *L) {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf);
   if (n <= 0 || (size_t)n >= sizeof buf) return 0;
-  lua_pushlstring(L, buf, (size_t)n);
+  /* replaced or removed since it started: its old path, which then names
+   * nothing or another build (a worker host is sent /proc/self/exe) */
+  static const char gone[] = " (deleted)";
+  size_t len = (size_t)n, glen = sizeof gone - 1;
+  if (len > glen && memcmp(buf + len - glen, gone, glen) == 0) len -= glen;
+  lua_pushlstring(L, buf, len);
   return 1;
 #endif
 }

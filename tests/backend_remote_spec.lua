@@ -13,8 +13,8 @@ local function run(src, opts)
   return h.script(src, opts.args, opts)
 end
 
--- The sshd serving a connection: the parent of the wrapper (perl) that is
--- the parent of the job's shell.
+-- The sshd serving a connection: the parent of the job's parent (the
+-- worker, or the Perl wrapper of a session per job).
 local DROP = [[kill -9 $(ps -o ppid= -p $PPID)]]
 
 describe("ssh hosts", function()
@@ -72,24 +72,27 @@ describe("ssh hosts", function()
     assert.matches("false\t126\tno host is up", r.out, 1, true)
   end)
 
-  it("run a job again on another host when its connection drops", function()
-    local dir = h.tmpdir()
-    local r = run(([[
-      local p = pool{hosts = {"1/%s", "1/%s"}, ssh = %s}
-      local rs = p:map(function(i)
-        local cmd = i == 1 and "test -e %s/dropped || { touch %s/dropped; %s; sleep 5; }; echo one"
-          or "sleep 0.5; echo " .. i
-        return shell(cmd, {capture = true})
-      end, {1, 2, 3})
-      for i, r in ipairs(rs) do print(i, r.ok, r.code, r.host, r.attempts, r.stdout) end
-    ]]):format(svc.host_a, svc.host_b, SSH, dir, dir, DROP))
-    os.execute("rm -rf " .. h.quote(dir))
-    assert.are.equal(0, r.code, r.err)
-    assert.matches("1\ttrue\t0\t[%w-]+\t1\tone\n", r.out)
-    assert.matches("2\ttrue\t0\t[%w-]+\t1\t2\n", r.out)
-    assert.matches("3\ttrue\t0\t[%w-]+\t1\t3\n", r.out)
-    assert.matches("its connection was lost", r.err, 1, true)
-  end)
+  -- through a worker (the default) and through a session per job
+  for _, mode in ipairs({ { "", "its worker was lost" }, { ", workers = false", "its connection was lost" } }) do
+    it("run a job again on another host when its connection drops" .. mode[1], function()
+      local dir = h.tmpdir()
+      local r = run(([[
+        local p = pool{hosts = {"1/%s", "1/%s"}, ssh = %s%s}
+        local rs = p:map(function(i)
+          local cmd = i == 1 and "test -e %s/dropped || { touch %s/dropped; %s; sleep 5; }; echo one"
+            or "sleep 0.5; echo " .. i
+          return shell(cmd, {capture = true})
+        end, {1, 2, 3})
+        for i, r in ipairs(rs) do print(i, r.ok, r.code, r.host, r.attempts, r.stdout) end
+      ]]):format(svc.host_a, svc.host_b, SSH, mode[1], dir, dir, DROP))
+      os.execute("rm -rf " .. h.quote(dir))
+      assert.are.equal(0, r.code, r.err)
+      assert.matches("1\ttrue\t0\t[%w-]+\t1\tone\n", r.out)
+      assert.matches("2\ttrue\t0\t[%w-]+\t1\t2\n", r.out)
+      assert.matches("3\ttrue\t0\t[%w-]+\t1\t3\n", r.out)
+      assert.matches(mode[2], r.err, 1, true)
+    end)
+  end
 
   it("show up in the run report in a lane per host and slot", function()
     local dir = h.tmpdir()
@@ -223,10 +226,10 @@ describe("one-liners on ssh hosts", function()
 end)
 
 describe("slurm", function()
-  it("runs jobs as steps of the allocation tide runs in", function()
+  it("runs jobs as steps of the allocation tide runs in, with workers = false", function()
     local dir = h.tmpdir()
     local script = h.spit(dir .. "/s.lua", [[
-      local rs = pool{jobs = 2, backend = "slurm"}:map(function(i)
+      local rs = pool{jobs = 2, backend = "slurm", workers = false}:map(function(i)
         return shell("echo $SLURM_JOB_ID.$SLURM_STEP_ID", {capture = true})
       end, {1, 2, 3})
       for _, r in ipairs(rs) do print(r.ok, r.stdout) end

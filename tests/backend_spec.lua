@@ -11,10 +11,14 @@ local function lua_string(s)
 end
 
 local SSH_OPTS = ("hosts = {'2/%s', '3/%s'}, ssh = %s"):format(svc.host_a, svc.host_b, lua_string(svc.ssh))
+-- ssh and Slurm through workers (the default), and through a session
+-- or an srun per job
 local BACKENDS = {
   { "local", "" },
   { "ssh", SSH_OPTS },
   { "slurm", "backend = 'slurm'" },
+  { "ssh sessions", SSH_OPTS .. ", workers = false" },
+  { "slurm steps", "backend = 'slurm', workers = false" },
 }
 
 local function run(src, opts)
@@ -99,11 +103,13 @@ describe("backends", function()
       assert.matches('12 ok=true code=0 signal=nil timed_out=nil attempts=1 out="no newline" err=""', out, 1, true)
       assert.matches("13 ok=false code=127", out, 1, true)
       assert.matches("pwned\tfalse", out, 1, true)
-      if b[1] == "ssh" then
+      if b[1]:find("^ssh") then
         assert.matches("^ssh\t", where)
         assert.matches(" " .. svc.host_a .. " ", where, 1, true)
         assert.matches(" " .. svc.host_b .. " ", where, 1, true)
       elseif b[1] == "slurm" then
+        assert.matches("^slurm\ttide ", where) -- the node's worker ran them
+      elseif b[1] == "slurm steps" then
         assert.matches("^slurm\tslurm ", where)
       else
         assert.matches("^\t%- %-", where)
@@ -153,8 +159,9 @@ end
 
   it("give identical job logs everywhere", function()
     assert.is_not_nil(features["local"])
-    assert.are.equal(features["local"], features.ssh)
-    assert.are.equal(features["local"], features.slurm)
+    for _, b in ipairs(BACKENDS) do
+      assert.are.equal(features["local"], features[b[1]], b[1])
+    end
   end)
 
   it("give identical results everywhere", function()
@@ -165,7 +172,8 @@ end
     local function same(s)
       return (s:gsub("13 ok=false code=127[^\n]*", "13"))
     end
-    assert.are.equal(same(outputs["local"]), same(outputs.ssh))
-    assert.are.equal(same(outputs["local"]), same(outputs.slurm))
+    for _, b in ipairs(BACKENDS) do
+      assert.are.equal(same(outputs["local"]), same(outputs[b[1]]), b[1])
+    end
   end)
 end)

@@ -1,4 +1,18 @@
--- slurm.lua: running each job through Slurm's srun (backend = "slurm").
+-- slurm.lua: running jobs through Slurm (backend = "slurm").
+--
+-- By default a job runs on a tide worker (worker.lua), one per node of
+-- the allocation, each started as one job step: `srun -N1 -n1 -w NODE -u
+-- tide --worker`, with its stdio forwarded by srun.  Steps and
+-- submissions are O(nodes), never O(jobs), and nothing polls Slurm per
+-- job.  Inside an allocation (SLURM_JOB_ID is set) the workers run in it;
+-- outside one, tide asks for one first, `salloc --no-shell` with the
+-- slurm option's nodes, time, partition and account fields (and its
+-- list of extra options), and cancels it when the script ends or is
+-- interrupted.  A node whose worker is lost (killed, its step cancelled)
+-- is down: its running jobs are lost and run again on the others.
+--
+-- With workers = false, or where no worker can start (a node without
+-- tide at this path), each job is its own srun, as follows.
 --
 -- Inside an allocation (SLURM_JOB_ID is set: under salloc or sbatch) a job
 -- is a step, `srun --exact -n1`: it starts in tens of milliseconds and uses
@@ -18,7 +32,9 @@ local core = require("tide.core")
 local private = require("tide.backend.private")
 local remote = require("tide.backend.remote")
 local sched = require("tide.run.sched")
+local state = require("tide.state")
 local util = require("tide.util")
+local worker = require("tide.backend.worker")
 
 local M = {}
 
@@ -42,11 +58,173 @@ local function take(path)
   return s
 end
 
+-- Runs argv to its end: code, stdout, stderr.
+local function run(argv)
+  local job, msg = core.spawn(argv)
+  if not job then
+    return nil, "", msg
+  end
+  sched.await(job)
+  local code = job:result()
+  local out, err = job:output("stdout"), job:output("stderr")
+  job:release()
+  return code, out, err
+end
+
+local function last_line(s)
+  return ((s or ""):gsub("%s+$", ""):match("[^\n]*$"))
+end
+
+-- The node names of a Slurm node list ("tide[1-3]").
+local function hostnames(list)
+  local code, out, err = run({ "scontrol", "show", "hostnames", list })
+  if code ~= 0 then
+    return nil, last_line(err)
+  end
+  local names = {}
+  for name in out:gmatch("%S+") do
+    names[#names + 1] = name
+  end
+  return names
+end
+
+local allocation -- the allocation tide asked for itself: its id
+
+local function release_allocation()
+  if allocation then
+    os.execute("scancel " .. allocation .. " 2>/dev/null")
+    allocation = nil
+  end
+end
+
+-- Asks for an allocation for the workers: its id and node list, or nil
+-- and salloc's words.
+local function allocate(extra, ntasks)
+  local argv = { "salloc", "--no-shell", "--job-name=tide", "--ntasks=" .. ntasks }
+  for _, f in ipairs({ { "nodes", "--nodes=" }, { "time", "--time=" }, { "partition", "--partition=" },
+    { "account", "--account=" } }) do
+    if extra[f[1]] then
+      argv[#argv + 1] = f[2] .. tostring(extra[f[1]])
+    end
+  end
+  for _, o in ipairs(extra) do
+    argv[#argv + 1] = o
+  end
+  local _, _, err = run(argv)
+  local id = err:match("Granted job allocation (%d+)")
+  if not id then
+    return nil, last_line(err)
+  end
+  allocation = id
+  local code, out, qerr = run({ "squeue", "-h", "-j", id, "-o", "%N" })
+  if code ~= 0 or not out:find("%S") then
+    return nil, "no nodes in allocation " .. id .. ": " .. last_line(qerr)
+  end
+  return id, (out:gsub("%s+", ""))
+end
+
+-- The set of workers of one slurm option: one per node, started by the
+-- first job while the others wait.
+local fleets = {}
+
+local function start_fleet(f, extra, ntasks)
+  local self = core.self()
+  if not self then
+    return nil, "tide runs as a Lua module (tide.so): there is no tide executable to start"
+  end
+  local id, list = os.getenv("SLURM_JOB_ID"), os.getenv("SLURM_JOB_NODELIST")
+  local inside = id ~= nil
+  if not inside then
+    id, list = allocate(extra, ntasks)
+    if not id then
+      return nil, list
+    end
+  end
+  local nodes, why = hostnames(list or "")
+  if not nodes then
+    return nil, why
+  end
+  for _, node in ipairs(nodes) do
+    local argv = { "srun", "-Q", "-u", "--jobid=" .. id, "-N1", "-n1", "-w", node, "--job-name=tide-worker" }
+    if inside then
+      for _, o in ipairs(extra) do
+        argv[#argv + 1] = o
+      end
+    end
+    argv[#argv + 1] = "--"
+    argv[#argv + 1] = self
+    argv[#argv + 1] = "--worker"
+    f[#f + 1] = { node = node, conn = worker.open(argv), busy = 0 }
+  end
+  local up = 0
+  for _, n in ipairs(f) do
+    local ok, err = worker.ready(n.conn)
+    if ok then
+      up = up + 1
+    else
+      n.down = true
+      util.warn(("node '%s' cannot run a tide worker: %s"):format(n.node, err))
+      why = err
+    end
+  end
+  if up == 0 then
+    return nil, why
+  end
+  return true
+end
+
+-- The fleet of workers for these options; nil and why if none can run.
+local function fleet(key, extra, ntasks)
+  local f = fleets[key]
+  if not f then
+    f = { waiting = {} }
+    fleets[key] = f
+    local ok, why = start_fleet(f, extra, ntasks)
+    f.state, f.why = ok and "up" or "none", why
+    if not ok then
+      util.warn(("no tide worker could start under Slurm (%s): one srun per job"):format(why))
+    end
+    for _, token in ipairs(f.waiting) do
+      sched.complete(token)
+    end
+    f.waiting = {}
+  elseif not f.state then
+    sched.wait_turn(f.waiting, {})
+  end
+  return f.state == "up" and f
+end
+
+-- The least busy node that is up, or nil.
+local function pick(f)
+  local best
+  for _, n in ipairs(f) do
+    if not n.down and (not best or n.busy < best.busy) then
+      best = n
+    end
+  end
+  return best
+end
+
 function M.launcher(pol)
   local L = {}
   local extra = pol.slurm or {}
+  local workers = pol.workers ~= false
+  local key = pol.slurm or M
 
-  function L.start(_, cmdstr, spec, w, grace)
+  function L.start(argv, cmdstr, spec, w, grace)
+    local f = workers and fleet(key, extra, pol.pool_jobs or state.default_jobs())
+    if f then
+      local n = pick(f)
+      if not n then
+        return nil, "every node's worker was lost"
+      end
+      n.busy = n.busy + w
+      return { job = worker.run(n.conn, argv, spec), node = n, w = w }
+    end
+    return L.start_step(cmdstr, spec, w, grace)
+  end
+
+  function L.start_step(cmdstr, spec, w, grace)
     local plan = { status = remote.status_name(status_dir()), remote = true }
     local inside = os.getenv("SLURM_JOB_ID")
     local argv = inside and { "srun", "-Q", "--exact", "-n1", "-N1" }
@@ -66,6 +244,18 @@ function M.launcher(pol)
   end
 
   function L.finish(plan)
+    local n = plan.node
+    if n then
+      n.busy = n.busy - plan.w
+      if not plan.job.lost then
+        return { host = n.node }
+      end
+      if not n.down then
+        n.down = true
+        util.warn(("node '%s' is down: its worker was lost (%s)"):format(n.node, n.conn.why))
+      end
+      return { host = n.node, error = ("worker on '%s' lost"):format(n.node), lost = "lost" }
+    end
     plan.ended = true
     os.remove(plan.status .. ".id")
     -- the wrapper writes a status for every end; none: srun itself failed
@@ -74,6 +264,10 @@ function M.launcher(pol)
   end
 
   function L.abandon(plan)
+    if plan.node then
+      plan.node.busy = plan.node.busy - plan.w
+      return
+    end
     plan.ended = true
     os.remove(plan.status)
     os.remove(plan.status .. ".id")
@@ -85,6 +279,9 @@ function M.launcher(pol)
   -- the grace is over, scancel ends it: a step does not always end with
   -- its srun.
   function L.cancel(plan, grace)
+    if plan.node then
+      return -- the worker stops it (job:terminate)
+    end
     sched.spawn(function()
       sched.sleep(grace)
       local f = not plan.ended and io.open(plan.status .. ".id")
@@ -106,6 +303,18 @@ end
 
 -- At the end of a script: reaps the scancels and removes the directory.
 function M.shutdown()
+  for _, f in pairs(fleets) do
+    for _, n in ipairs(f) do
+      worker.close(n.conn)
+    end
+  end
+  for _, f in pairs(fleets) do
+    for _, n in ipairs(f) do
+      worker.wait(n.conn)
+    end
+  end
+  fleets = {}
+  release_allocation()
   for _, job in ipairs(cancels) do
     sched.await(job)
     job:release()
@@ -119,6 +328,7 @@ end
 
 M.guard = setmetatable({}, {
   __gc = function()
+    release_allocation() -- interrupted: the allocation must not outlive tide
     if rundir then
       os.remove(rundir) -- only if empty: status files of killed jobs stay
     end

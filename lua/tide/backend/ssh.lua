@@ -200,19 +200,19 @@ local function on_host(h, cmd, ...)
   return argv
 end
 
-local hash_of -- [path] = the sha256 of the binary there
+local hash -- this tide's sha256, false if it cannot be had
 
 -- Sends this tide to h, once per version (its hash names it), and
 -- returns the path of the copy there; nil and why if that failed.
-local function ship(h, self)
-  local bytes = util.slurp(self)
-  if not hash_of then
-    local code, _, out = run_ssh({ "sha256sum", self }, { stderr = "null" })
-    hash_of = code == 0 and out:match("^(%x+)") or false
+local function ship(h)
+  -- the running binary itself, even if its file was replaced or removed
+  local bytes = util.slurp("/proc/self/exe")
+  if hash == nil and bytes then
+    local code, _, out = run_ssh({ "sha256sum" }, { stdin = bytes, stderr = "null" })
+    hash = code == 0 and out:match("^(%x+)") or false
   end
-  local hash = hash_of
   if not (bytes and hash) then
-    return nil, "cannot read or hash " .. self
+    return nil, "cannot read or hash /proc/self/exe"
   end
   local set = ('d="$HOME/.cache/tide"; f="$d/tide-%s"; '):format(hash)
   local check = ('echo "%s  $f" | sha256sum -c --status 2>/dev/null'):format(hash)
@@ -238,7 +238,7 @@ local function start_worker(h)
   local conn = worker.open(on_host(h, "exec " .. util.quote(self) .. " --worker"))
   local up, why = worker.ready(conn)
   if not up and conn.code == 127 then -- not there: send it
-    local path, err = ship(h, self)
+    local path, err = ship(h)
     if not path then
       return nil, err
     end

@@ -268,7 +268,32 @@ JOB.workers = function(v)
   end
   return nil, "a boolean"
 end
-JOB.slurm = words("a list of srun options such as {'--mem=4G', '--time=10'}")
+-- srun options, and for the allocation tide asks for outside one:
+-- nodes, time, partition, account.
+local SLURM_WHAT = "a list of srun options such as {'--mem=4G'}, with optional fields "
+  .. "nodes, time, partition, account"
+local srun_words = words(SLURM_WHAT)
+JOB.slurm = function(v)
+  local list, why = srun_words(v)
+  if not list or type(v) ~= "table" then
+    return list, why
+  end
+  for k, x in pairs(v) do
+    if math.type(k) == "integer" then -- luacheck: ignore 542
+    elseif k == "nodes" then
+      if math.type(x) ~= "integer" or x < 1 then
+        return nil, "a table whose field 'nodes' is a whole number of at least 1"
+      end
+    elseif k == "time" or k == "partition" or k == "account" then
+      if type(x) ~= "string" and not (k == "time" and type(x) == "number") then
+        return nil, ("a table whose field '%s' is a string"):format(k)
+      end
+    else
+      return nil, ("%s; not '%s'"):format(SLURM_WHAT, tostring(k))
+    end
+  end
+  return v
+end
 
 M.JOB = JOB
 

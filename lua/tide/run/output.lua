@@ -143,7 +143,8 @@ local function emit(job, o)
   end
   store = store or core.store()
   for k = 1, 2 do
-    local off, len = store:add(job, STREAMS[k])
+    -- a job on a worker keeps its output in its virtual job (worker.lua)
+    local off, len = store:add(job.vj or job, STREAMS[k])
     if not off then
       -- the store cannot grow (disk full): print now rather than lose it
       warn(("cannot hold output until its turn (%s): printing it now"):format(len))

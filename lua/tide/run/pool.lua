@@ -172,6 +172,8 @@ function M.new(arg)
       -- GNU parallel's -j is per host: a host without N/ gets n slots
       jobopts.hosts_each = n
       n = sshlogin.capacity(jobopts.hosts, n)
+    elseif jobopts and jobopts.backend == "slurm" then
+      jobopts.pool_jobs = n -- the tasks of an allocation tide asks for
     end
   else
     n = check_jobs(arg, "pool", "size", 3)
