@@ -111,4 +111,21 @@ describe("installing tide", function()
     assert.are.equal(0, code, out)
     assert.are.equal(work .. "/tree/lib/lua/5.4/tide.so\n", out)
   end)
+
+  it("-DTIDE_STATIC=ON links Lua and libuv in: the binary a worker host is sent needs only libc", function()
+    if not usable() then
+      return pending("a sanitized build: the static build is checked from the normal one")
+    end
+    local out, code = sh(("cmake -S %s -B %s -DCMAKE_BUILD_TYPE=Release -DTIDE_STATIC=ON >/dev/null && "
+      .. "cmake --build %s --target tide -j2 >/dev/null"):format(q(ROOT), q(work .. "/static"), q(work .. "/static")))
+    assert.are.equal(0, code, out)
+    local bin = work .. "/static/tide"
+    local libs = sh("ldd " .. q(bin))
+    assert.is_nil(libs:find("liblua", 1, true), libs)
+    assert.is_nil(libs:find("libuv", 1, true), libs)
+    assert.truthy(libs:find("libc.so", 1, true), libs)
+    out, code = sh(q(bin) .. " -e 'print(pool(2):map(function(x) return shell(\"echo \" .. x, {capture = true}) end, {1, 2})[2].stdout)'")
+    assert.are.equal(0, code, out)
+    assert.are.equal("2\n\n", out)
+  end)
 end)
