@@ -165,24 +165,32 @@ describe("workers", function()
     assert.matches("cannot run a tide worker (tide runs as a Lua module", r.err, 1, true)
   end)
 
-  it("make one Slurm step per node for a sweep of 2,000 jobs", function()
+  -- 20,000 jobs as the issue asks; 2,000 under ASan, which is slower
+  local N = h.SANITIZED and 2000 or 20000
+  it(("make one Slurm step per node for a sweep of %d jobs"):format(N), function()
     local dir = h.tmpdir()
-    local script = h.spit(dir .. "/s.lua", [[
+    local script = h.spit(dir .. "/s.lua", ([[
       local items = {}
-      for i = 1, 2000 do items[i] = i end
+      for i = 1, %d do items[i] = i end
       local steps = {}
       pool{jobs = 8, backend = "slurm"}:map(function(i)
         local r = shell("echo $SLURM_JOB_ID.$SLURM_STEP_ID", {capture = true})
         steps[r.stdout] = true
-        return r
+        return r.ok
       end, items)
       for s in pairs(steps) do io.write("step ", s) end
-    ]])
-    local r = h.sh("salloc -Q -n8 " .. h.quote(h.TIDE) .. " " .. h.quote(script), { env = ENV })
+      print("alloc", os.getenv("SLURM_JOB_ID"))
+    ]]):format(N))
+    local r = h.sh("salloc -Q -n8 " .. h.quote(h.TIDE) .. " " .. h.quote(script), { env = ENV, timeout = 300 })
     os.execute("rm -rf " .. h.quote(dir))
     assert.are.equal(0, r.code, r.err)
     local n = select(2, r.out:gsub("step %d+%.%d+\n", ""))
-    assert.are.equal(1, n, r.out) -- one node: one step carried all 2,000 jobs
+    assert.are.equal(1, n, r.out) -- every job ran inside the one step
+    -- and slurmd launched one step of the allocation: the node's worker
+    local alloc = r.out:match("alloc\t(%d+)")
+    local log = h.slurp(svc.dir .. "/slurm/slurmd.log")
+    local launched = select(2, log:gsub("launch task StepId=" .. alloc .. "%.%d+ ", ""))
+    assert.are.equal(1, launched, "steps launched for allocation " .. alloc)
   end)
 
   it("run a cancelled step's jobs again elsewhere, or fail them when no node is left", function()
