@@ -6,8 +6,10 @@
  * Reading pauses while more than TIDE_READER_MAX bytes wait to be taken,
  * so a sender faster than Lua cannot grow tide's memory.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -73,6 +75,23 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   }
 }
 
+static int read_file(tide_reader *r, int fd) {
+  for (;;) {
+    if (r->cap - r->len < 65536) {
+      size_t cap = r->cap ? r->cap * 2 : 65536;
+      char *p = realloc(r->data, cap);
+      if (p == NULL) return ENOMEM;
+      r->data = p;
+      r->cap = cap;
+    }
+    ssize_t n = read(fd, r->data + r->len, r->cap - r->len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    r->len += (size_t)n;
+  }
+}
+
 /* core.reader(fd) -> reader | nil, message, errname.  The descriptor
  * becomes non-blocking and is the reader's until it completes. */
 int tide_reader_new(lua_State *L) {
@@ -84,10 +103,19 @@ int tide_reader_new(lua_State *L) {
   if (r == NULL) return luaL_error(L, "out of memory");
   r->obj.ref = LUA_NOREF;
   r->obj.free = reader_free;
+  *u = &r->obj;
+  if (uv_guess_handle(fd) == UV_FILE) {
+    /* A file (or /dev/null) is not for epoll: it is read now, to its end. */
+    int rc = read_file(r, fd);
+    if (rc != 0) return tide_pusherr(L, rc, "reader", NULL);
+    r->eof = r->closed = 1;
+    tide_obj_pin(L, &r->obj);
+    tide_complete(&r->obj);
+    return 1;
+  }
   uv_pipe_init(tide_loop(), &r->h, 0);
   r->h.data = r;
   r->obj.open_handles = 1;
-  *u = &r->obj;
   int rc = uv_pipe_open(&r->h, fd);
   if (rc == 0) rc = uv_read_start((uv_stream_t *)&r->h, on_alloc, on_read);
   if (rc != 0) {

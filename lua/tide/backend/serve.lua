@@ -16,6 +16,8 @@ local state = require("tide.state")
 local M = {}
 
 local jobs = {} -- [id] = the running job
+local tasks = 0 -- requests not finished (their jobs may not have started)
+local stopping = false -- stdin ended: stop every job, start none for long
 local gone = false -- the coordinator's end of stdout is closed
 
 local function send(kind, id, ...)
@@ -71,6 +73,9 @@ local function run(id, s)
     return
   end
   jobs[id] = job
+  if stopping then
+    job:terminate(state.KILL_GRACE)
+  end
   local function pump()
     for k, stream in ipairs(STREAMS) do
       local b = job:take(stream)
@@ -91,6 +96,7 @@ local function run(id, s)
 end
 
 local function on_done(_, ok, err)
+  tasks = tasks - 1
   if not ok and err ~= sched.CANCELLED then
     io.stderr:write("tide --worker: ", tostring(err), "\n")
   end
@@ -98,6 +104,7 @@ end
 
 local function handle(kind, id, s)
   if kind == "run" then
+    tasks = tasks + 1
     sched.spawn(function()
       run(id, s)
     end, on_done)
@@ -139,11 +146,12 @@ function M.main()
     end
     ended = done or eof
   end
+  stopping = true
   for _, job in pairs(jobs) do
     job:terminate(state.KILL_GRACE)
   end
   sched.drive(function()
-    return next(jobs) == nil
+    return tasks == 0
   end)
   return 0
 end
