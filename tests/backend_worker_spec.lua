@@ -220,4 +220,21 @@ describe("workers", function()
     assert.are.equal(0, h.gone(h.mark("workint"), 5))
     assert.are.equal("", h.squeue_empty(ENV))
   end)
+
+  for _, b in ipairs({ { "ssh", HOSTS }, { "Slurm", "jobs = 3, backend = 'slurm'" } }) do
+    it("leave nothing running on " .. b[1] .. " when tide is killed with SIGKILL", function()
+      local mark = h.mark("workkill" .. b[1])
+      local S = h.sleeper(mark)
+      local r = h.signal_run(([[
+        local here = io.popen("pwd"):read("l")
+        pool{%s}:map(function(i)
+          return shell("touch ready" .. i .. "; %s 300", {cwd = here})
+        end, {1, 2, 3})
+      ]]):format(b[2], S), { ready = 3, signals = { { 0.2, "KILL" } }, env = ENV })
+      assert.are.equal(137, r.code, r.err)
+      -- the workers saw their stdin close and stopped their jobs
+      assert.are.equal(0, h.gone(mark, 10))
+      assert.are.equal("", h.squeue_empty(ENV))
+    end)
+  end
 end)

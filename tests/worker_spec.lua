@@ -31,7 +31,7 @@ end
 local function served(input, n)
   local dir = h.tmpdir()
   local req = h.spit(dir .. "/req", input)
-  local r = h.sh(("{ cat %s; while [ $(grep -ac '^end ' %s/out 2>/dev/null || echo 0) -lt %d ]; do sleep 0.02; done; } "
+  local r = h.sh(("{ cat %s; while n=$(grep -ac 'end [0-9]* 6 ' %s/out 2>/dev/null); [ \"${n:-0}\" -lt %d ]; do sleep 0.02; done; } "
     .. "| %s --worker > %s/out; echo $? > %s/code"):format(h.quote(req), dir, n, h.quote(h.TIDE), dir, dir))
   r.out, r.code = h.slurp(dir .. "/out"), tonumber(h.slurp(dir .. "/code"))
   os.execute("rm -rf " .. h.quote(dir))
@@ -42,7 +42,7 @@ describe("tide --worker", function()
   it("says hello and exits when its stdin ends", function()
     local r = worker("")
     assert.are.equal(0, r.code, r.err)
-    assert.matches("^hello 0 3 %d+ %d+ %d+\n1", r.out)
+    assert.matches("^hello 0 4 %d+ %d+ %d+ %d+\n1", r.out)
   end)
 
   it("runs a job and sends its output and its end, bytes exact", function()

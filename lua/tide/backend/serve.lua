@@ -123,6 +123,20 @@ local function handle(kind, id, s)
   end
 end
 
+-- The name the coordinator gives this worker's jobs as their host: the
+-- Slurm node's, else the machine's.
+function M.hostname()
+  local name = os.getenv("SLURMD_NODENAME")
+  if not name then
+    local f = io.open("/proc/sys/kernel/hostname")
+    name = f and f:read("l")
+    if f then
+      f:close()
+    end
+  end
+  return name or "?"
+end
+
 -- Serves until stdin ends; returns the exit status.
 function M.main()
   local rd, msg = core.reader(0)
@@ -130,7 +144,7 @@ function M.main()
     io.stderr:write("tide --worker: cannot read stdin: ", msg, "\n")
     return 2
   end
-  send("hello", 0, frame.VERSION, core.version, core.cpus())
+  send("hello", 0, frame.VERSION, core.version, core.cpus(), M.hostname())
   local fr = frame.reader()
   local ended = false
   while not ended and not gone do

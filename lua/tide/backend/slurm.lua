@@ -4,12 +4,16 @@
 -- the allocation, each started as one job step: `srun -N1 -n1 -w NODE -u
 -- tide --worker`, with its stdio forwarded by srun.  Steps and
 -- submissions are O(nodes), never O(jobs), and nothing polls Slurm per
--- job.  Inside an allocation (SLURM_JOB_ID is set) the workers run in it;
--- outside one, tide asks for one first, `salloc --no-shell` with the
--- slurm option's nodes, time, partition and account fields (and its
--- list of extra options), and cancels it when the script ends or is
--- interrupted.  A node whose worker is lost (killed, its step cancelled)
--- is down: its running jobs are lost and run again on the others.
+-- job.  Inside an allocation (SLURM_JOB_ID is set) the workers run on its
+-- nodes; outside one, each worker is an srun of its own, `srun -N1 -n1
+-- -c SLOTS`, which asks for an allocation of one node for it (the slurm
+-- option's nodes field says how many such workers, time, partition and
+-- account go with each).  Such an allocation is the worker's step's:
+-- it ends when the worker does, when tide closes its stdin or dies, even
+-- by kill -9, so none outlives tide.  Jobs go to the workers that are up
+-- as soon as one is.  A node whose worker is lost (killed, its step
+-- cancelled) is down: its running jobs are lost and run again on the
+-- others.
 --
 -- With workers = false, or where no worker can start (a node without
 -- tide at this path), each job is its own srun, as follows.
@@ -88,41 +92,6 @@ local function hostnames(list)
   return names
 end
 
-local allocation -- the allocation tide asked for itself: its id
-
-local function release_allocation()
-  if allocation then
-    os.execute("scancel " .. allocation .. " 2>/dev/null")
-    allocation = nil
-  end
-end
-
--- Asks for an allocation for the workers: its id and node list, or nil
--- and salloc's words.
-local function allocate(extra, ntasks)
-  local argv = { "salloc", "--no-shell", "--job-name=tide", "--ntasks=" .. ntasks }
-  for _, f in ipairs({ { "nodes", "--nodes=" }, { "time", "--time=" }, { "partition", "--partition=" },
-    { "account", "--account=" } }) do
-    if extra[f[1]] then
-      argv[#argv + 1] = f[2] .. tostring(extra[f[1]])
-    end
-  end
-  for _, o in ipairs(extra) do
-    argv[#argv + 1] = o
-  end
-  local _, _, err = run(argv)
-  local id = err:match("Granted job allocation (%d+)")
-  if not id then
-    return nil, last_line(err)
-  end
-  allocation = id
-  local code, out, qerr = run({ "squeue", "-h", "-j", id, "-o", "%N" })
-  if code ~= 0 or not out:find("%S") then
-    return nil, "no nodes in allocation " .. id .. ": " .. last_line(qerr)
-  end
-  return id, (out:gsub("%s+", ""))
-end
-
 -- The set of workers of one slurm option: one per node, started by the
 -- first job while the others wait.
 local fleets = {}
@@ -132,45 +101,43 @@ local function start_fleet(f, extra, ntasks)
   if not self then
     return nil, "tide runs as a Lua module (tide.so): there is no tide executable to start"
   end
-  local id, list = os.getenv("SLURM_JOB_ID"), os.getenv("SLURM_JOB_NODELIST")
-  local inside = id ~= nil
-  if not inside then
-    id, list = allocate(extra, ntasks)
-    if not id then
-      return nil, list
+  local id = os.getenv("SLURM_JOB_ID")
+  local argvs = {}
+  if id then -- in the allocation: a step on each of its nodes
+    local nodes, why = hostnames(os.getenv("SLURM_JOB_NODELIST") or "")
+    if not nodes then
+      return nil, why
     end
-  end
-  local nodes, why = hostnames(list or "")
-  if not nodes then
-    return nil, why
-  end
-  for _, node in ipairs(nodes) do
-    local argv = { "srun", "-Q", "-u", "--jobid=" .. id, "-N1", "-n1", "-w", node, "--job-name=tide-worker" }
-    if inside then
-      for _, o in ipairs(extra) do
-        argv[#argv + 1] = o
+    for _, node in ipairs(nodes) do
+      local argv = { "srun", "-Q", "-u", "--jobid=" .. id, "-N1", "-n1", "-w", node, "--job-name=tide-worker" }
+      table.move(extra, 1, #extra, #argv + 1, argv)
+      argvs[#argvs + 1] = argv
+    end
+  else -- an allocation of one node for each worker, its step's own
+    local nodes = extra.nodes or 1
+    local argv = { "srun", "-Q", "-u", "-N1", "-n1", "--job-name=tide-worker",
+      "--cpus-per-task=" .. math.ceil(ntasks / nodes) }
+    for _, field in ipairs({ "time", "partition", "account" }) do
+      if extra[field] then
+        argv[#argv + 1] = ("--%s=%s"):format(field, extra[field])
       end
     end
-    argv[#argv + 1] = "--"
-    argv[#argv + 1] = self
-    argv[#argv + 1] = "--worker"
-    f[#f + 1] = { node = node, conn = worker.open(argv), busy = 0 }
-  end
-  local up = 0
-  for _, n in ipairs(f) do
-    local ok, err = worker.ready(n.conn)
-    if ok then
-      up = up + 1
-    else
-      n.down = true
-      util.warn(("node '%s' cannot run a tide worker: %s"):format(n.node, err))
-      why = err
+    table.move(extra, 1, #extra, #argv + 1, argv)
+    for _ = 1, nodes do
+      argvs[#argvs + 1] = argv
     end
   end
-  if up == 0 then
-    return nil, why
+  for _, a in ipairs(argvs) do
+    local argv = table.move(a, 1, #a, 1, {})
+    table.move({ "--", self, "--worker" }, 1, 3, #argv + 1, argv)
+    f[#f + 1] = { conn = worker.open(argv), busy = 0 }
   end
-  return true
+  local conns = {}
+  for i, n in ipairs(f) do
+    conns[i] = n.conn
+  end
+  local up, why = worker.ready_any(conns)
+  return up, why
 end
 
 -- The fleet of workers for these options; nil and why if none can run.
@@ -194,15 +161,26 @@ local function fleet(key, extra, ntasks)
   return f.state == "up" and f
 end
 
--- The least busy node that is up, or nil.
+-- The least busy worker that is up, or nil if none is left; a worker that
+-- could not start is said so once.
 local function pick(f)
-  local best
+  local best, left
   for _, n in ipairs(f) do
-    if not n.down and (not best or n.busy < best.busy) then
-      best = n
+    local up = n.conn.up
+    if up and not n.down then
+      if not best or n.busy < best.busy then
+        best = n
+      end
+    elseif up == nil then
+      left = true
+    elseif not n.said then
+      n.said, n.down = true, true
+      if not n.lost then
+        util.warn(("a Slurm worker could not start: %s"):format(n.conn.why))
+      end
     end
   end
-  return best
+  return best, left
 end
 
 function M.launcher(pol)
@@ -214,9 +192,17 @@ function M.launcher(pol)
   function L.start(argv, cmdstr, spec, w, grace)
     local f = workers and fleet(key, extra, pol.pool_jobs or state.default_jobs())
     if f then
-      local n = pick(f)
+      local n, left = pick(f)
+      while not n and left do -- wait for one that is still starting
+        local conns = {}
+        for _, m in ipairs(f) do
+          conns[#conns + 1] = m.conn
+        end
+        worker.ready_any(conns)
+        n, left = pick(f)
+      end
       if not n then
-        return nil, "every node's worker was lost"
+        return nil, "no Slurm worker is up"
       end
       n.busy = n.busy + w
       return { job = worker.run(n.conn, argv, spec), node = n, w = w }
@@ -248,13 +234,13 @@ function M.launcher(pol)
     if n then
       n.busy = n.busy - plan.w
       if not plan.job.lost then
-        return { host = n.node }
+        return { host = n.conn.host }
       end
       if not n.down then
-        n.down = true
-        util.warn(("node '%s' is down: its worker was lost (%s)"):format(n.node, n.conn.why))
+        n.down, n.lost = true, true
+        util.warn(("node '%s' is down: its worker was lost (%s)"):format(n.conn.host or "?", n.conn.why))
       end
-      return { host = n.node, error = ("worker on '%s' lost"):format(n.node), lost = "lost" }
+      return { host = n.conn.host, error = ("worker on '%s' lost"):format(n.conn.host or "?"), lost = "lost" }
     end
     plan.ended = true
     os.remove(plan.status .. ".id")
@@ -314,7 +300,6 @@ function M.shutdown()
     end
   end
   fleets = {}
-  release_allocation()
   for _, job in ipairs(cancels) do
     sched.await(job)
     job:release()
@@ -328,7 +313,6 @@ end
 
 M.guard = setmetatable({}, {
   __gc = function()
-    release_allocation() -- interrupted: the allocation must not outlive tide
     if rundir then
       os.remove(rundir) -- only if empty: status files of killed jobs stay
     end

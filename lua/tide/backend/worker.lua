@@ -104,7 +104,7 @@ local function dispatch(conn, kind, id, s)
     if s[1] ~= frame.VERSION then
       error(("worker speaks protocol %s, not %s (tide %s there)"):format(s[1], frame.VERSION, s[2]), 0)
     end
-    conn.up, conn.cpus = true, tonumber(s[3])
+    conn.up, conn.cpus, conn.host = true, tonumber(s[3]), s[4]
     local waiting = conn.waiting
     conn.waiting = {}
     for _, token in ipairs(waiting) do
@@ -179,6 +179,31 @@ function M.ready(conn)
     sched.wait_turn(conn.waiting, {})
   end
   return conn.up, conn.why
+end
+
+-- Waits until one of conns is up (true) or none can be (false and the
+-- last one's why).
+function M.ready_any(conns)
+  while true do
+    local starting, why = false, nil
+    for _, c in ipairs(conns) do
+      if c.up then
+        return true
+      end
+      starting = starting or c.up == nil
+      why = c.why or why
+    end
+    if not starting then
+      return false, why
+    end
+    local token = {}
+    for _, c in ipairs(conns) do
+      if c.up == nil then
+        c.waiting[#c.waiting + 1] = token -- the first to settle wakes us
+      end
+    end
+    sched.await(token)
+  end
 end
 
 -- Starts argv on the worker with spec (cwd, env, stdin, and core.spawn's
