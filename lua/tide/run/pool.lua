@@ -484,10 +484,11 @@ local function start(st, item, w)
   if w > pool.size then
     oversize("item " .. i, w, pool.size)
   end
-  local t = sched.spawn(function()
-    return fn(item, i)
-  end, on_done)
-  t.map, t.pool, t.index, t.held, t.item = st, pool, i, w, item
+  -- the task's fields, sched's and the pool's, sized once
+  local t = sched.spawn(fn, on_done, item, i, {
+    co = false, on_done = false, a = false, b = false, fresh = false,
+    map = st, pool = pool, index = i, held = w, item = item, slot = false, out = false,
+  })
   -- its slot: a number from 1 that no other running task of the pool has
   local free = pool.free_lanes
   local slot = free[#free]
@@ -646,6 +647,12 @@ function Pool:map(fn, list, opts)
   if type(list) ~= "table" and type(list) ~= "function" and not callable(list) then
     error(("bad argument #2 to 'map' (table, sequence or iterator function expected, got %s)")
       :format(type(list)), 2)
+  end
+  if type(fn) ~= "function" then -- a callable table: a task runs a function
+    local obj = fn
+    fn = function(item, i)
+      return obj(item, i)
+    end
   end
   local jobopts, halt, weight, order = self.jobopts, self.halt, nil, self.order
   local record_path, stop_when = self.record, self.stop_when

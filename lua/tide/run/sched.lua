@@ -38,10 +38,17 @@ function M.current()
   return current
 end
 
--- Creates a task running fn(); on_done(task, ok, value, traceback) is
--- called from the driver when it returns, raises or is cancelled.
-function M.spawn(fn, on_done)
-  local t = { co = coroutine.create(fn), on_done = on_done }
+-- Creates a task running fn(a, b); on_done(task, ok, value, traceback) is
+-- called from the driver when it returns, raises or is cancelled.  (The
+-- arguments spare a caller the closure it would make per task.)  t: the
+-- task table to use, made by the caller with its own fields and these
+-- (co, on_done, a, b, fresh) already in place, so that it is sized once.
+function M.spawn(fn, on_done, a, b, t)
+  if t then
+    t.co, t.on_done, t.a, t.b, t.fresh = coroutine.create(fn), on_done, a, b, true
+  else
+    t = { co = coroutine.create(fn), on_done = on_done, a = a, b = b, fresh = true }
+  end
   ready(t)
   return t
 end
@@ -125,7 +132,13 @@ end
 local function resume(t)
   local prev = current
   current = t
-  local ok, res = core.resume(t.co)
+  local ok, res
+  if t.fresh then
+    t.fresh = false
+    ok, res = core.resume(t.co, t.a, t.b)
+  else
+    ok, res = core.resume(t.co)
+  end
   current = prev
   if not ok then
     close(t, false, res, debug.traceback(t.co, tostring(res)))
