@@ -9,19 +9,32 @@
 -- A job with no job or output options (from its own options, its map's or
 -- its pool's) and no ordered map above it takes the short path: spawn,
 -- wait, report.  The others go through run_controlled, which applies them.
-local backend = require("tide.backend")
-local control = require("tide.run.control")
 local core = require("tide.core")
-local joblog = require("tide.run.joblog")
 local options = require("tide.run.options")
-local output = require("tide.run.output")
 local pool = require("tide.run.pool")
-local report = require("tide.run.report")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
 local state = require("tide.state")
 local summary = require("tide.run.summary")
 local util = require("tide.util")
+
+-- Only jobs with options (or a report) need these: loaded on first use.
+local lazy = util.lazy
+local backend = lazy(function()
+  return require("tide.backend")
+end)
+local control = lazy(function()
+  return require("tide.run.control")
+end)
+local joblog = lazy(function()
+  return require("tide.run.joblog")
+end)
+local output = lazy(function()
+  return require("tide.run.output")
+end)
+local report = lazy(function()
+  return require("tide.run.report")
+end)
 
 local M = {}
 

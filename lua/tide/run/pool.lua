@@ -17,15 +17,26 @@
 -- ones cancelled, and none of that counted as a failure.
 local core = require("tide.core")
 local options = require("tide.run.options")
-local output = require("tide.run.output")
 local progress = require("tide.run.progress")
-local records = require("tide.run.record")
-local report = require("tide.run.report")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
-local sshlogin = require("tide.backend.sshlogin")
 local state = require("tide.state")
 local util = require("tide.util")
+
+-- Only maps that order, record, report or run on hosts need these.
+local lazy = util.lazy
+local output = lazy(function()
+  return require("tide.run.output")
+end)
+local records = lazy(function()
+  return require("tide.run.record")
+end)
+local report = lazy(function()
+  return require("tide.run.report")
+end)
+local sshlogin = lazy(function()
+  return require("tide.backend.sshlogin")
+end)
 
 local M = {}
 
