@@ -81,7 +81,10 @@ tide_config tide_conf = {
  * last grouped job's same stream printed TIDE_FILE_MIN or more
  * (docs/performance.md has the counts).  The file is the job's own, never
  * reused: a writer that escaped the group cannot reach another job, and
- * what it writes after the end is past the size taken then. */
+ * what it writes after the end is past the size taken then.  "auto" keeps
+ * one stream on its pipe; with both in files ("always", for tests) the
+ * exit is the leader's alone: a background child writing after it gets no
+ * drain bound. */
 #define TIDE_FILE_MIN (256u << 10)
 
 /* With fewer free blocks than this in the spill directory when a
@@ -334,8 +337,7 @@ static void adopt_file(tide_job *j, int k) {
   }
   b->spill_fd = fd;
   b->spilled = (uint64_t)st.st_size;
-  if (fstatfs(fd, &sf) == 0 && sf.f_bavail < TIDE_FILE_ROOM)
-    b->err = ENOSPC;
+  if (fstatfs(fd, &sf) == 0 && sf.f_bavail < TIDE_FILE_ROOM) b->err = ENOSPC;
 }
 
 static void finish(tide_job *j) {

@@ -57,6 +57,22 @@ describe("grouped output through files", function()
         assert.is_nil(r.err:find("[^e]"))
       end)
 
+      it("prints blocks in input order with order = 'input', held ones included", function()
+        local r = run(mode, [[
+          pool{jobs = 3, order = "input"}:map(function(i)
+            local n = ({ 300000, 10, 70000 })[i % 3 + 1]
+            shell({ "sh", "-c", "sleep 0.0$1; echo \\[$1]; head -c $0 /dev/zero | tr '\\0' x; echo", n, 9 - i })
+          end, range(1, 9))
+        ]])
+        assert.are.equal(0, r.code, r.err)
+        local order = {}
+        for i, xs in r.out:gmatch("%[(%d+)%]\n(x*)\n") do
+          order[#order + 1] = tonumber(i)
+          assert.are.equal(({ 300000, 10, 70000 })[(9 - tonumber(i)) % 3 + 1], #xs)
+        end
+        assert.are.same({ 8, 7, 6, 5, 4, 3, 2, 1, 0 }, order)
+      end)
+
       it("keeps binary output exact, in capture and printed, to a file, a pipe and an appended file", function()
         local dir = h.tmpdir()
         local t = {}
