@@ -99,9 +99,9 @@ local function from_argv(cmd)
   if n == 0 then
     return nil, "empty argv table"
   end
-  local v = cmd[1]
-  if n == 1 and type(v) == "string" and not v:find("\0", 1, true) then
-    return { v }, quote(v) -- the common one-word command, without the join
+  local first = cmd[1]
+  if n == 1 and type(first) == "string" and not first:find("\0", 1, true) then
+    return { first }, quote(first) -- the common one-word command, without the join
   end
   local argv, words = {}, {}
   for i = 1, n do
