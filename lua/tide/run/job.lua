@@ -224,6 +224,11 @@ local function stop(rec, reason)
   control.stop_job(rec)
 end
 
+-- The short path's on_cancel, one for every job (sched passes the job).
+local function cancel_short(reason, job)
+  stop({ job = job, grace = state.KILL_GRACE }, reason)
+end
+
 -- Closes a controlled job's books when shell() returns, raises, or its
 -- task is cancelled: deadlines, watches and borrowed slots.
 local Books = {
@@ -504,14 +509,16 @@ function M.run(cmd, opts)
         result.uncaptured(r)
       end
     else
-      local t0 = state.report and core.now() -- the hot path pays only for a report
-      sched.await(job, function(reason)
-        local rec = { job = job, grace = state.KILL_GRACE, t0 = t0, cmd = cmdstr }
-        stop(rec, reason)
-        if state.report then
+      local on_cancel = cancel_short
+      if state.report then -- the hot path pays only for a report
+        local t0 = core.now()
+        on_cancel = function(reason)
+          local rec = { job = job, grace = state.KILL_GRACE, t0 = t0, cmd = cmdstr }
+          stop(rec, reason)
           report.stopped(rec, t)
         end
-      end)
+      end
+      sched.await(job, on_cancel)
       r = result.of_job(job, cmdstr)
       result.attempts(r, 1)
       if opts.capture then

@@ -110,8 +110,9 @@ end
 -- Stops a task: it is never resumed again.  on_cancel, given by whatever it
 -- waits for, makes that thing end soon (kill the job, cancel the submap),
 -- after which the task is closed and reported as cancelled.  reason says
--- why ("halt", "stop", "error"), and on_cancel gets it: whoever counts
--- jobs decides from it whether a stopped job failed.
+-- why ("halt", "stop", "error"), and on_cancel gets it, and the object
+-- waited for: whoever counts jobs decides from it whether a stopped job
+-- failed, and one on_cancel may serve every job.
 function M.cancel(t, reason)
   if t.cancelled then
     return
@@ -120,7 +121,7 @@ function M.cancel(t, reason)
   local on_cancel = t.on_cancel
   if on_cancel then
     t.on_cancel = nil
-    on_cancel(t.cancelled)
+    on_cancel(t.cancelled, t.waiting)
   end
 end
 
