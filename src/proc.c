@@ -738,6 +738,9 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
                      : disp[k] == TIDE_DISP_FILE  ? j->tee[k]
                      : disp[k] == TIDE_DISP_SPILL ? j->file[k]
                                                   : devnull;
+  /* Before the spawn: once vfork returns, a loaded machine may run the
+   * job a while before tide runs again, and elapsed would miss that. */
+  j->t0 = uv_hrtime();
   if ((err = tide_spawn(&so, &j->pid)) != 0) {
     if (!tide_resource_error(err)) {
       why->what = "cmd";
@@ -746,7 +749,6 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
     goto fail_ep;
   }
 
-  j->t0 = uv_hrtime();
   if (j->reading[TIDE_OUT] || j->reading[TIDE_ERR]) {
     uv_update_time(tide_loop()); /* the loop's clock may be far behind */
     arm_timer(j, TIDE_LAZY_WATCH_MS);
