@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -41,14 +42,14 @@ const char *tide_spill_dir(void) {
   return dir == NULL || *dir == '\0' ? "/tmp" : dir;
 }
 
-static int open_spill(void) {
+int tide_spill_open(int flags) {
   const char *dir = tide_spill_dir();
-  int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | flags, 0600);
   if (fd >= 0) return fd;
   /* O_TMPFILE needs filesystem support; fall back to create-and-unlink. */
   char path[4096];
   snprintf(path, sizeof path, "%s/tide-XXXXXX", dir);
-  fd = mkostemp(path, O_CLOEXEC);
+  fd = mkostemp(path, O_CLOEXEC | flags);
   if (fd < 0) return -errno;
   unlink(path);
   return fd;
@@ -59,7 +60,7 @@ static int open_spill(void) {
 static int spill(tide_buf *b, const char *p, size_t n) {
   int rc = 0;
   if (b->spill_fd < 0) {
-    rc = open_spill();
+    rc = tide_spill_open(0);
     if (rc >= 0) {
       b->spill_fd = rc;
       rc = 0;
@@ -200,8 +201,66 @@ static int chunk_to_fd(void *ud, const char *p, size_t n) {
   return tide_write_all(*(int *)ud, p, n);
 }
 
+/* Output fds 1 and 2 that copy_file_range or sendfile refused once (a
+ * tty, a pipe, a file on another file system, O_APPEND): not asked again,
+ * so that no call fails per job. */
+static int no_cfr[3], no_sendfile[3];
+
+/* Whether copy_file_range or sendfile refuses this pair of files for
+ * good (not a regular file, another file system, O_APPEND...). */
+static int refused(int err) {
+  return err == EXDEV || err == EINVAL || err == EBADF || err == ENOSYS ||
+         err == EOPNOTSUPP;
+}
+
+/* Copies [*off, end) of the spill file to fd in the kernel; returns 0
+ * early, leaving the rest to pread and write, where neither call can. */
+static int copy_spilled(const tide_buf *b, uint64_t *off, uint64_t end,
+                        int fd) {
+  int std = fd >= 0 && fd <= 2;
+  if (std) tide_status_hide(fd);
+  while (*off < end) {
+    if (tide_signal_pending()) return -EINTR;
+    size_t want = end - *off > (1u << 30) ? 1u << 30 : (size_t)(end - *off);
+    ssize_t n;
+    if (!(std && no_cfr[fd])) {
+      loff_t in = (loff_t)*off;
+      n = copy_file_range(b->spill_fd, &in, fd, NULL, want, 0);
+      if (n > 0) {
+        *off += (uint64_t)n;
+        continue;
+      }
+      if (n == 0) return -EIO; /* shorter than b->spilled */
+      if (errno == EINTR) continue;
+      if (!refused(errno)) return -errno;
+      if (std) no_cfr[fd] = 1;
+    }
+    if (std && no_sendfile[fd]) return 0;
+    off_t o = (off_t)*off;
+    n = sendfile(fd, b->spill_fd, &o, want);
+    if (n > 0) {
+      *off += (uint64_t)n;
+      continue;
+    }
+    if (n == 0) return -EIO;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return 0;
+    if (!refused(errno)) return -errno;
+    if (std) no_sendfile[fd] = 1;
+    return 0;
+  }
+  return 0;
+}
+
+/* The spill file's part goes to fd in the kernel when it can: a job
+ * whose output went to a file (proc.c) is never read into tide. */
 int tide_buf_write_to(const tide_buf *b, int fd) {
-  return each_chunk(b, chunk_to_fd, &fd);
+  uint64_t off = 0;
+  if (b->spilled > 0) {
+    int rc = copy_spilled(b, &off, b->spilled, fd);
+    if (rc < 0) return rc;
+  }
+  return each_range(b, off, tide_buf_size(b) - off, chunk_to_fd, &fd);
 }
 
 static int chunk_to_luabuf(void *ud, const char *p, size_t n) {

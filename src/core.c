@@ -229,15 +229,19 @@ static uint64_t seconds_field(lua_State *L, const char *field, uint64_t dflt) {
   return (uint64_t)(s * 1000 + 0.5);
 }
 
-/* core.configure{kill_grace = seconds, drain = seconds}: the mechanism
- * constants, so the Lua half's own constants are the only ones.  Every
- * field is optional; an unknown one is an error. */
+/* core.configure{kill_grace = seconds, drain = seconds, file_output =
+ * "auto" | "always" | "never"}: the mechanism constants, so the Lua half's
+ * own constants are the only ones.  Every field is optional; an unknown
+ * one is an error.  file_output: whether grouped output goes through a
+ * temporary file instead of a pipe (proc.c); "auto" when the last job's
+ * output was big. */
 static int core_configure(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-    if (strcmp(k, "kill_grace") != 0 && strcmp(k, "drain") != 0)
+    if (strcmp(k, "kill_grace") != 0 && strcmp(k, "drain") != 0 &&
+        strcmp(k, "file_output") != 0)
       luaL_argerror(L, 1,
                     lua_pushfstring(L, "unknown field '%s'",
                                     luaL_tolstring(L, -2, NULL)));
@@ -246,6 +250,17 @@ static int core_configure(lua_State *L) {
   tide_config c;
   c.kill_grace_ms = seconds_field(L, "kill_grace", tide_conf.kill_grace_ms);
   c.drain_ms = seconds_field(L, "drain", tide_conf.drain_ms);
+  c.file_output = tide_conf.file_output;
+  if (lua_getfield(L, 1, "file_output") != LUA_TNIL) {
+    static const char *const modes[] = {"never", "auto", "always"};
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    c.file_output = -1;
+    for (int i = 0; i < 3; i++)
+      if (strcmp(m, modes[i]) == 0) c.file_output = i;
+    if (c.file_output < 0)
+      luaL_argerror(L, 1, "file_output must be 'auto', 'always' or 'never'");
+  }
+  lua_pop(L, 1);
   tide_conf = c; /* all or nothing */
   return 0;
 }

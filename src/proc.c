@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@
 tide_config tide_conf = {
     .kill_grace_ms = 2000, /* SIGTERM to SIGKILL */
     .drain_ms = 100,       /* a grandchild holding a pipe after the exit */
+    .file_output = TIDE_FILES_AUTO,
 };
 
 /* A job with output pipes has its exit watched (a pidfd: three system
@@ -67,6 +69,32 @@ tide_config tide_conf = {
  * would writing to a slow reader, and tide's memory stays bounded even if
  * a per-line callback takes its time. */
 #define TIDE_PEND_SLACK 65536
+
+/* File-backed grouped output.  A grouped stream (kept whole, nothing
+ * else) can go to an unlinked temporary file instead of a pipe: the job
+ * writes into the page cache, tide reads nothing while it runs and copies
+ * the file to its output in the kernel when the job ends (buf.c).  For a
+ * job with little or no output that costs more than a reused pipe (an
+ * openat, an fstat and an fstatfs, a close, and the exit then needs a
+ * pidfd when both streams are files, against one openat and one close),
+ * so with file_output = "auto" a stream goes to a file only while the
+ * last grouped job's same stream printed TIDE_FILE_MIN or more
+ * (docs/performance.md has the counts).  The file is the job's own, never
+ * reused: a writer that escaped the group cannot reach another job, and
+ * what it writes after the end is past the size taken then.  "auto" keeps
+ * one stream on its pipe; with both in files ("always", for tests) the
+ * exit is the leader's alone: a background child writing after it gets no
+ * drain bound. */
+#define TIDE_FILE_MIN (256u << 10)
+
+/* With fewer free blocks than this in the spill directory when a
+ * file-backed job ends, a write of the job's may have failed for want of
+ * room (a write fails with ENOSPC only when not one more block can be had):
+ * the job fails, as a spill that failed does.  The job's own writes fail,
+ * not tide's, so this is the one sign tide gets. */
+#define TIDE_FILE_ROOM 4
+
+static int big[2]; /* the last grouped job's stream k was big */
 
 static tide_job *running;
 static int nrunning;
@@ -261,6 +289,13 @@ static void tee_close(tide_job *j, int k) {
   j->tee[k] = -1;
 }
 
+static void files_close(tide_job *j) {
+  for (int k = TIDE_OUT; k <= TIDE_ERR; k++) {
+    if (j->file[k] >= 0) close(j->file[k]);
+    j->file[k] = -1;
+  }
+}
+
 /* Where the bytes of stream k go, as chosen at spawn. */
 static void deliver(tide_job *j, int k, const char *p, size_t n) {
   if (j->keep) tide_buf_add(&j->buf[k], p, n);
@@ -287,15 +322,37 @@ static void drain(tide_job *j, int k) {
   }
 }
 
+/* The file stream k went to becomes the buffer's spill file, up to its
+ * size now: bytes a stray writer adds later are never read. */
+static void adopt_file(tide_job *j, int k) {
+  tide_buf *b = &j->buf[k];
+  int fd = j->file[k];
+  struct stat st;
+  struct statfs sf;
+  j->file[k] = -1;
+  if (fstat(fd, &st) != 0) {
+    b->err = errno;
+    close(fd);
+    return;
+  }
+  b->spill_fd = fd;
+  b->spilled = (uint64_t)st.st_size;
+  if (fstatfs(fd, &sf) == 0 && sf.f_bavail < TIDE_FILE_ROOM) b->err = ENOSPC;
+}
+
 static void finish(tide_job *j) {
   if (j->finished) return;
   j->finished = 1;
   kill(-j->pid, SIGKILL); /* whatever the job left behind in its group */
   while (wait4(j->pid, &j->status, 0, &j->ru) < 0 && errno == EINTR) {}
   for (int k = TIDE_OUT; k <= TIDE_ERR; k++) {
-    if (!j->reading[k]) continue;
-    drain(j, k);
-    pipe_put(j, k, 0);
+    if (j->reading[k]) {
+      drain(j, k);
+      pipe_put(j, k, 0);
+    }
+    if (j->file[k] >= 0) adopt_file(j, k);
+    if (j->grouped[k])
+      big[k] = j->buf[k].err == 0 && tide_buf_size(&j->buf[k]) >= TIDE_FILE_MIN;
   }
   tee_close(j, TIDE_OUT);
   tee_close(j, TIDE_ERR);
@@ -501,6 +558,7 @@ void tide_jobs_close(void) {
     next = j->next;
     for (int k = TIDE_OUT; k <= TIDE_ERR; k++)
       if (j->reading[k]) pipe_put(j, k, 0);
+    files_close(j);
     if (j->pidfd >= 0) close_pidfd(j);
     unlink_running(j);
     tide_obj_release(&j->obj);
@@ -546,6 +604,7 @@ static void job_free(tide_obj *o) {
   tide_job_release(j);
   tee_close(j, TIDE_OUT);
   tee_close(j, TIDE_ERR);
+  files_close(j);
   free(j->in_data);
   free(j);
 }
@@ -556,6 +615,7 @@ tide_job *tide_job_new(void) {
   j->obj.ref = LUA_NOREF;
   j->obj.free = job_free;
   j->pidfd = -1;
+  j->file[TIDE_OUT] = j->file[TIDE_ERR] = -1;
   tide_buf_init(&j->buf[TIDE_OUT]);
   tide_buf_init(&j->buf[TIDE_ERR]);
   j->tee[TIDE_OUT] = j->tee[TIDE_ERR] = -1;
@@ -634,6 +694,23 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
   }
   j->routed =
       !j->keep || j->watch || j->tee[TIDE_OUT] >= 0 || j->tee[TIDE_ERR] >= 0;
+  for (int k = TIDE_OUT; k <= TIDE_ERR; k++) {
+    j->grouped[k] = disp[k] == TIDE_DISP_PIPE && !j->routed &&
+                    j->buf[k].limit == 0 && tide_conf.file_output;
+    /* "auto" keeps one pipe: its end is the cue to look for the exit,
+     * and a background child holding it gets the drain bound. */
+    int want =
+        tide_conf.file_output == TIDE_FILES_ALWAYS ||
+        (big[k] && !(k == TIDE_ERR && disp[TIDE_OUT] == TIDE_DISP_SPILL));
+    if (j->grouped[k] && want) {
+      /* Appending: the job's seeks cannot overwrite what it wrote. */
+      int fd = tide_spill_open(O_APPEND);
+      if (fd >= 0) {
+        j->file[k] = fd;
+        disp[k] = TIDE_DISP_SPILL;
+      } /* else a pipe, whose spill reports the failure if it comes */
+    }
+  }
   if (o->cwd && (err = check_cwd(o->cwd)) != 0) {
     why->what = "cwd";
     why->name = o->cwd;
@@ -657,9 +734,13 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
       o->argv, o->envp, o->cwd, {o->in ? fds[4] : devnull, 1, 2}};
   for (int k = TIDE_OUT; k <= TIDE_ERR; k++)
     if (disp[k] != TIDE_DISP_INHERIT)
-      so.fd[k + 1] = disp[k] == TIDE_DISP_PIPE   ? fds[2 * k + 1]
-                     : disp[k] == TIDE_DISP_FILE ? j->tee[k]
-                                                 : devnull;
+      so.fd[k + 1] = disp[k] == TIDE_DISP_PIPE    ? fds[2 * k + 1]
+                     : disp[k] == TIDE_DISP_FILE  ? j->tee[k]
+                     : disp[k] == TIDE_DISP_SPILL ? j->file[k]
+                                                  : devnull;
+  /* Before the spawn: once vfork returns, a loaded machine may run the
+   * job a while before tide runs again, and elapsed would miss that. */
+  j->t0 = uv_hrtime();
   if ((err = tide_spawn(&so, &j->pid)) != 0) {
     if (!tide_resource_error(err)) {
       why->what = "cmd";
@@ -668,7 +749,6 @@ int tide_job_start(tide_job *j, const tide_job_opts *o, tide_job_fail *why) {
     goto fail_ep;
   }
 
-  j->t0 = uv_hrtime();
   if (j->reading[TIDE_OUT] || j->reading[TIDE_ERR]) {
     uv_update_time(tide_loop()); /* the loop's clock may be far behind */
     arm_timer(j, TIDE_LAZY_WATCH_MS);
@@ -717,6 +797,7 @@ fail:
 void tide_job_unstarted(tide_job *j) {
   tee_close(j, TIDE_OUT);
   tee_close(j, TIDE_ERR);
+  files_close(j);
 }
 
 int tide_resource_error(int err) {

@@ -92,8 +92,11 @@ int tide_resume(lua_State *L) {
   luaL_argexpected(L, co != NULL, 1, "coroutine");
   lua_State *prev = runningL;
   int nres;
+  int nargs = lua_gettop(L) - 1;
+  luaL_argcheck(L, lua_checkstack(co, nargs), 1, "too many arguments");
+  lua_xmove(L, co, nargs);
   runningL = co;
-  int status = lua_resume(co, L, lua_gettop(L) - 1, &nres);
+  int status = lua_resume(co, L, nargs, &nres);
   runningL = prev;
   if (status == LUA_OK || status == LUA_YIELD) {
     luaL_checkstack(L, nres + 1, "too many results to resume");

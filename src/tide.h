@@ -136,6 +136,9 @@ void tide_buf_push_tail(lua_State *L, const tide_buf *b, uint64_t max);
 void tide_buf_free(tide_buf *b);
 /* Where spill files go: $TMPDIR, else /tmp. */
 const char *tide_spill_dir(void);
+/* An unlinked read-write file there (open flags added: O_APPEND); the
+ * descriptor or a negative errno. */
+int tide_spill_open(int flags);
 
 /* ---- lines.c: what a watched stream holds until Lua takes it ---- */
 
@@ -213,19 +216,32 @@ void tide_spawn_env_free(char **envp);
 typedef struct tide_config {
   uint64_t kill_grace_ms; /* SIGTERM to SIGKILL: teardown, job:terminate() */
   uint64_t drain_ms;      /* how long pipes may stay open after the exit */
+  int file_output;        /* TIDE_FILES_*: grouped output through files */
 } tide_config;
 extern tide_config tide_conf;
 
+/* When a grouped stream goes to a file instead of a pipe (proc.c). */
+enum { TIDE_FILES_NEVER, TIDE_FILES_AUTO, TIDE_FILES_ALWAYS };
+
 enum { TIDE_OUT, TIDE_ERR };
 /* Where a stream goes.  TIDE_DISP_FILE: only to a results file, so the
- * job writes it there itself, with no pipe in between. */
-enum { TIDE_DISP_PIPE, TIDE_DISP_INHERIT, TIDE_DISP_NULL, TIDE_DISP_FILE };
+ * job writes it there itself, with no pipe in between; TIDE_DISP_SPILL:
+ * grouped, to a temporary file (j->file) rather than a pipe. */
+enum {
+  TIDE_DISP_PIPE,
+  TIDE_DISP_INHERIT,
+  TIDE_DISP_NULL,
+  TIDE_DISP_FILE,
+  TIDE_DISP_SPILL
+};
 
 typedef struct tide_job {
   tide_obj obj;
   pid_t pid; /* 0 until started */
   int pidfd; /* readable = the leader exited; in proc.c's epoll */
   struct tide_pipe *pipe[2]; /* output pipes being read (proc.c) */
+  int file[2];    /* the file a grouped stream goes to instead, or -1 */
+  int grouped[2]; /* the stream is kept whole and nothing else */
   uv_pipe_t in;
   uv_timer_t timer; /* kill grace while running, drain bound after exit */
   uv_write_t wreq;

@@ -1,10 +1,8 @@
 -- host.lua: what the C host asks of the Lua half: set-up before the script,
 -- whether a command line is a script or a one-liner, and the exit status
 -- after it.  The top of the Lua layers: it may require anything.
-local backend = require("tide.backend")
 local core = require("tide.core")
 local progress = require("tide.run.progress")
-local report = require("tide.run.report")
 local state = require("tide.state")
 local summary = require("tide.run.summary")
 local sweep = require("tide.sweep")
@@ -224,7 +222,7 @@ function M.oneliner(args)
   end
   install_pipe_checks()
   if args[1] == "report" then
-    return report.command(args)
+    return require("tide.run.report").command(args)
   end
   progress.setup()
   local words = { "tide" }
@@ -240,7 +238,11 @@ end
 -- job's own status for fail=1, 0 for success=..., see pool.lua), except
 -- that a job failing after a halt that gave 0 makes it 1.
 function M.finish()
-  backend.shutdown()
+  -- the backends and the report have nothing to do if no job loaded them
+  local backend, report = package.loaded["tide.backend"], package.loaded["tide.run.report"]
+  if backend then
+    backend.shutdown()
+  end
   local stats = state
   local status = stats.halt_status
   if status == nil or (status == 0 and stats.failed > stats.halt_failed) then
@@ -250,7 +252,7 @@ function M.finish()
   -- or one was asked for
   progress.finish()
   summary.report(stats.summary)
-  if not report.finish() and status == 0 then
+  if report and not report.finish() and status == 0 then
     status = 1 -- a report that could not be written is not a silent loss
   end
   return status

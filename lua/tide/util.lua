@@ -27,6 +27,25 @@ function M.describe(v)
   return tostring(v)
 end
 
+-- A module loaded on first use, so that start-up loads only what a run
+-- needs: load() requires it; the table returned reads and writes the
+-- module's fields once it is loaded.
+function M.lazy(load)
+  local function bind(proxy)
+    local mod = load()
+    setmetatable(proxy, { __index = mod, __newindex = mod })
+    return mod
+  end
+  return setmetatable({}, {
+    __index = function(proxy, k)
+      return bind(proxy)[k]
+    end,
+    __newindex = function(proxy, k, v)
+      bind(proxy)[k] = v
+    end,
+  })
+end
+
 function M.callable(f)
   if type(f) == "function" then
     return true

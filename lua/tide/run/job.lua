@@ -9,19 +9,32 @@
 -- A job with no job or output options (from its own options, its map's or
 -- its pool's) and no ordered map above it takes the short path: spawn,
 -- wait, report.  The others go through run_controlled, which applies them.
-local backend = require("tide.backend")
-local control = require("tide.run.control")
 local core = require("tide.core")
-local joblog = require("tide.run.joblog")
 local options = require("tide.run.options")
-local output = require("tide.run.output")
 local pool = require("tide.run.pool")
-local report = require("tide.run.report")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
 local state = require("tide.state")
 local summary = require("tide.run.summary")
 local util = require("tide.util")
+
+-- Only jobs with options (or a report) need these: loaded on first use.
+local lazy = util.lazy
+local backend = lazy(function()
+  return require("tide.backend")
+end)
+local control = lazy(function()
+  return require("tide.run.control")
+end)
+local joblog = lazy(function()
+  return require("tide.run.joblog")
+end)
+local output = lazy(function()
+  return require("tide.run.output")
+end)
+local report = lazy(function()
+  return require("tide.run.report")
+end)
 
 local M = {}
 
@@ -85,6 +98,10 @@ local function from_argv(cmd)
   local n = cmd.n or #cmd
   if n == 0 then
     return nil, "empty argv table"
+  end
+  local first = cmd[1]
+  if n == 1 and type(first) == "string" and not first:find("\0", 1, true) then
+    return { first }, quote(first) -- the common one-word command, without the join
   end
   local argv, words = {}, {}
   for i = 1, n do
@@ -205,6 +222,11 @@ local function stop(rec, reason)
     state.failed = state.failed + 1
   end
   control.stop_job(rec)
+end
+
+-- The short path's on_cancel, one for every job (sched passes the job).
+local function cancel_short(reason, job)
+  stop({ job = job, grace = state.KILL_GRACE }, reason)
 end
 
 -- Closes a controlled job's books when shell() returns, raises, or its
@@ -498,14 +520,16 @@ function M.run(cmd, opts)
         result.uncaptured(r)
       end
     else
-      local t0 = state.report and core.now() -- the hot path pays only for a report
-      sched.await(job, function(reason)
-        local rec = { job = job, grace = state.KILL_GRACE, t0 = t0, cmd = cmdstr }
-        stop(rec, reason)
-        if state.report then
+      local on_cancel = cancel_short
+      if state.report then -- the hot path pays only for a report
+        local t0 = core.now()
+        on_cancel = function(reason)
+          local rec = { job = job, grace = state.KILL_GRACE, t0 = t0, cmd = cmdstr }
+          stop(rec, reason)
           report.stopped(rec, t)
         end
-      end)
+      end
+      sched.await(job, on_cancel)
       r = result.of_job(job, cmdstr)
       result.attempts(r, 1)
       if opts.capture then

@@ -17,15 +17,26 @@
 -- ones cancelled, and none of that counted as a failure.
 local core = require("tide.core")
 local options = require("tide.run.options")
-local output = require("tide.run.output")
 local progress = require("tide.run.progress")
-local records = require("tide.run.record")
-local report = require("tide.run.report")
 local result = require("tide.run.result")
 local sched = require("tide.run.sched")
-local sshlogin = require("tide.backend.sshlogin")
 local state = require("tide.state")
 local util = require("tide.util")
+
+-- Only maps that order, record, report or run on hosts need these.
+local lazy = util.lazy
+local output = lazy(function()
+  return require("tide.run.output")
+end)
+local records = lazy(function()
+  return require("tide.run.record")
+end)
+local report = lazy(function()
+  return require("tide.run.report")
+end)
+local sshlogin = lazy(function()
+  return require("tide.backend.sshlogin")
+end)
 
 local M = {}
 
@@ -486,10 +497,11 @@ local function start(st, item, w)
   if w > pool.size then
     oversize("item " .. i, w, pool.size)
   end
-  local t = sched.spawn(function()
-    return fn(item, i)
-  end, on_done)
-  t.map, t.pool, t.index, t.held, t.item = st, pool, i, w, item
+  -- the task's fields, sched's and the pool's, sized once
+  local t = sched.spawn(fn, on_done, item, i, {
+    co = false, on_done = false, a = false, b = false, fresh = false,
+    map = st, pool = pool, index = i, held = w, item = item, slot = false, out = false,
+  })
   -- its slot: a number from 1 that no other running task of the pool has
   local free = pool.free_lanes
   local slot = free[#free]
@@ -648,6 +660,12 @@ function Pool:map(fn, list, opts)
   if type(list) ~= "table" and type(list) ~= "function" and not callable(list) then
     error(("bad argument #2 to 'map' (table, sequence or iterator function expected, got %s)")
       :format(type(list)), 2)
+  end
+  if type(fn) ~= "function" then -- a callable table: a task runs a function
+    local obj = fn
+    fn = function(item, i)
+      return obj(item, i)
+    end
   end
   local jobopts, halt, weight, order = self.jobopts, self.halt, nil, self.order
   local record_path, stop_when = self.record, self.stop_when

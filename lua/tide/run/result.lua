@@ -84,11 +84,14 @@ M.lost = lost
 -- its deadline.  Output its spill file could not take is lost output.
 function M.of_job(job, cmd, timed_out, ok_codes)
   local code, signal, elapsed, t0 = job:result()
+  local user, sys, maxrss = job:usage()
+  -- every field in the constructor: the table is sized once (attempts is
+  -- set by M.attempts)
   local r = {
     ok = ok(code, timed_out, ok_codes), code = code, signal = signal, cmd = cmd,
     pid = job:pid(), elapsed = elapsed, timed_out = timed_out, start = state.started + (t0 - state.t0),
+    user = user, sys = sys, maxrss = maxrss, attempts = 0,
   }
-  r.user, r.sys, r.maxrss = job:usage()
   for _, stream in ipairs({ "stdout", "stderr" }) do
     local msg = job:spill_error(stream)
     if msg then

@@ -38,10 +38,17 @@ function M.current()
   return current
 end
 
--- Creates a task running fn(); on_done(task, ok, value, traceback) is
--- called from the driver when it returns, raises or is cancelled.
-function M.spawn(fn, on_done)
-  local t = { co = coroutine.create(fn), on_done = on_done }
+-- Creates a task running fn(a, b); on_done(task, ok, value, traceback) is
+-- called from the driver when it returns, raises or is cancelled.  (The
+-- arguments spare a caller the closure it would make per task.)  t: the
+-- task table to use, made by the caller with its own fields and these
+-- (co, on_done, a, b, fresh) already in place, so that it is sized once.
+function M.spawn(fn, on_done, a, b, t)
+  if t then
+    t.co, t.on_done, t.a, t.b, t.fresh = coroutine.create(fn), on_done, a, b, true
+  else
+    t = { co = coroutine.create(fn), on_done = on_done, a = a, b = b, fresh = true }
+  end
   ready(t)
   return t
 end
@@ -103,8 +110,9 @@ end
 -- Stops a task: it is never resumed again.  on_cancel, given by whatever it
 -- waits for, makes that thing end soon (kill the job, cancel the submap),
 -- after which the task is closed and reported as cancelled.  reason says
--- why ("halt", "stop", "error"), and on_cancel gets it: whoever counts
--- jobs decides from it whether a stopped job failed.
+-- why ("halt", "stop", "error"), and on_cancel gets it, and the object
+-- waited for: whoever counts jobs decides from it whether a stopped job
+-- failed, and one on_cancel may serve every job.
 function M.cancel(t, reason)
   if t.cancelled then
     return
@@ -113,7 +121,7 @@ function M.cancel(t, reason)
   local on_cancel = t.on_cancel
   if on_cancel then
     t.on_cancel = nil
-    on_cancel(t.cancelled)
+    on_cancel(t.cancelled, t.waiting)
   end
 end
 
@@ -125,7 +133,13 @@ end
 local function resume(t)
   local prev = current
   current = t
-  local ok, res = core.resume(t.co)
+  local ok, res
+  if t.fresh then
+    t.fresh = false
+    ok, res = core.resume(t.co, t.a, t.b)
+  else
+    ok, res = core.resume(t.co)
+  end
   current = prev
   if not ok then
     close(t, false, res, debug.traceback(t.co, tostring(res)))

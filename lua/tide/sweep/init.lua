@@ -1,32 +1,45 @@
 -- sweep.lua: the sweep library in one table, what host.lua installs as
 -- globals and init.lua exports: generators (seq, grid, files), random
 -- search (random) and command templates (template).
-local files = require("tide.sweep.files")
-local grid = require("tide.sweep.grid")
-local random = require("tide.sweep.random")
-local seq = require("tide.sweep.seq")
-local template = require("tide.sweep.template")
+--
+-- Each part is loaded when one of its functions is first called: a script
+-- that uses range() alone does not pay for parsing the rest at start-up.
+-- The functions here call the part's own by a tail call, so an error
+-- raised at level 2 still points at the user's line.
+local util = require("tide.util")
 
-return {
-  range = seq.range,
-  product = grid.product,
-  grid = grid.grid,
-  zip = grid.zip,
-  lines = files.lines,
-  glob = files.glob,
-  map = seq.map,
-  filter = seq.filter,
-  take = seq.take,
-  chain = seq.chain,
-  enumerate = seq.enumerate,
-  collect = seq.collect,
-  sample = random.sample,
-  uniform = random.uniform,
-  loguniform = random.loguniform,
-  choice = random.choice,
-  random_grid = random.random_grid,
-  latin_hypercube = random.latin_hypercube,
-  fmt = template.fmt,
-  argv = template.argv,
-  quote = template.quote,
+local parts = {
+  files = util.lazy(function()
+    return require("tide.sweep.files")
+  end),
+  grid = util.lazy(function()
+    return require("tide.sweep.grid")
+  end),
+  random = util.lazy(function()
+    return require("tide.sweep.random")
+  end),
+  seq = util.lazy(function()
+    return require("tide.sweep.seq")
+  end),
+  template = util.lazy(function()
+    return require("tide.sweep.template")
+  end),
 }
+
+local M = {}
+for part, names in pairs({
+  seq = { "range", "map", "filter", "take", "chain", "enumerate", "collect" },
+  grid = { "product", "grid", "zip" },
+  files = { "lines", "glob" },
+  random = { "sample", "uniform", "loguniform", "choice", "random_grid", "latin_hypercube" },
+  template = { "fmt", "argv", "quote" },
+}) do
+  local mod = parts[part]
+  for _, name in ipairs(names) do
+    M[name] = function(...)
+      return mod[name](...)
+    end
+  end
+end
+
+return M
