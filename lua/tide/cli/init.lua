@@ -8,7 +8,10 @@
 -- with template.fmt (or template.argv with -q), run by pool():map with
 -- shell().  Options whose machinery is not built say so and exit 255.
 local core = require("tide.core")
+local expand = require("tide.cli.expand")
+local gnuout = require("tide.cli.gnuout")
 local options = require("tide.run.options")
+local pipe = require("tide.cli.pipe")
 local pool = require("tide.run.pool")
 local progress = require("tide.run.progress")
 local report = require("tide.run.report")
@@ -72,11 +75,9 @@ local Usage = {}
 local function die(fmt, ...)
   error(setmetatable({ msg = fmt:format(...) }, Usage), 0)
 end
+expand.die = die
 
-local NOT_YET = {
-  ["-v"] = "verbose mode",
-  ["--verbose"] = "verbose mode",
-}
+local NOT_YET = {}
 
 -- Options: canonical name and whether it takes a value.
 local OPTIONS = {
@@ -97,11 +98,15 @@ local OPTIONS = {
   ["-S"] = "sshlogin", ["--sshlogin"] = "sshlogin", ["--slf"] = "slf", ["--sshloginfile"] = "slf",
   ["--ssh"] = "ssh", ["-q"] = false, ["--quote"] = "-q",
   ["--shellquote"] = false, ["-a"] = "argfile", ["--arg-file"] = "argfile",
-  ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["--verbose"] = "-v",
+  ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["-t"] = false, ["--verbose"] = "-t",
   ["-I"] = "replace", ["--trim"] = "trim", ["--shuf"] = false,
   ["--arg-sep"] = "argsep", ["--argsep"] = "--arg-sep", ["--arg-file-sep"] = "argfilesep",
   ["--argfilesep"] = "--arg-file-sep",
-  ["--will-cite"] = false, ["--help"] = false, ["--report"] = "report", ["--trace"] = "trace",
+  ["--pipe"] = false, ["--spreadstdin"] = "--pipe", ["--block"] = "block", ["--block-size"] = "--block",
+  ["--blocksize"] = "--block", ["--recstart"] = "recstart", ["--recend"] = "recend", ["--plus"] = false,
+  ["--nice"] = "nice", ["--files"] = false, ["--output-as-files"] = "--files", ["--outputasfiles"] = "--files",
+  ["--tmpdir"] = "tmpdir", ["--tempdir"] = "--tmpdir",
+  ["--version"] = false, ["--will-cite"] = false, ["--help"] = false, ["--report"] = "report", ["--trace"] = "trace",
 }
 -- The options that take a value, by canonical name.
 local VALUED = {
@@ -110,7 +115,8 @@ local VALUED = {
   load = "--load", memfree = "--memfree", delim = "-d", colsep = "--colsep", header = "--header",
   n = "-n", N = "-N", workdir = "--workdir", env = "--env", sshlogin = "-S", argfile = "-a",
   slf = "--slf", ssh = "--ssh", report = "--report", trace = "--trace", replace = "-I", trim = "--trim",
-  argsep = "--arg-sep", argfilesep = "--arg-file-sep",
+  argsep = "--arg-sep", argfilesep = "--arg-file-sep", block = "--block", recstart = "--recstart",
+  recend = "--recend", nice = "--nice", tmpdir = "--tmpdir",
 }
 
 -- The separators and what each stands for (--arg-sep renames them).
@@ -499,44 +505,6 @@ end
 
 -- Whether the template has a replacement string: filled with a marker
 -- item, the marker shows, or {#} makes two numbers differ.
--- {= code =} in a command: GNU parallel's are Perl; tide's are Lua, an
--- expression with _ bound to the job's arguments ({}), evaluated for each
--- job, its value quoted as {} is.  Returns the command's pieces, strings
--- and functions of the arguments, or nil when it has none.
-local function lua_exprs(s)
-  if not s:find("{=", 1, true) then
-    return nil
-  end
-  local parts, pos = {}, 1
-  while true do
-    local a, code, z = s:match("(){=(.-)=}()", pos)
-    if not a then
-      break
-    end
-    if a > pos then
-      parts[#parts + 1] = s:sub(pos, a - 1)
-    end
-    local f, err = load("local _ = ...\nreturn " .. code, "={=" .. code .. "=}", "t",
-      setmetatable({}, { __index = _G }))
-    if not f then
-      die("{=%s=} is not a Lua expression: %s (tide's {= =} are Lua, with _ the argument: {= _:upper() =}; "
-        .. "GNU parallel's are Perl)", code, err:gsub("^[^:]*:%d+: ", ""))
-    end
-    parts[#parts + 1] = function(arg)
-      local ok, v = pcall(f, arg)
-      if not ok then -- raised in a job's task: a plain message, exit 255
-        error(("{=%s=}: %s"):format(code, tostring(v):gsub("^[^:]*:%d+: ", "")), 0)
-      end
-      return v == nil and "" or tostring(v)
-    end
-    pos = z
-  end
-  if pos <= #s then
-    parts[#parts + 1] = s:sub(pos)
-  end
-  return parts
-end
-
 local function has_placeholder(tpl, names)
   local probe = {}
   for k = 1, 9 do
@@ -567,8 +535,8 @@ end
 
 -- {name} is a replacement string only for a --header column; any other
 -- stays as it is (template.lua's {{name}} writes a literal {name}).
-local function literal_names(tpl, names)
-  local known = {}
+local function literal_names(tpl, names, plus)
+  local known = plus and setmetatable({}, { __index = expand.NAMES }) or {}
   for _, name in ipairs(names) do
     known[name] = true
   end
@@ -826,9 +794,111 @@ local function trimmer(how)
   end
 end
 
+-- --pipe: the chunk iterator of tide's stdin, by --block, -N/-n,
+-- --recstart and --recend (cli/pipe.lua).  Takes -N/-n off o: the jobs
+-- are chunks, one each.
+local function pipe_chunks(o)
+  if #o.sources > 0 then
+    die("option '--pipe' reads tide's stdin: it takes no ::: or :::: input")
+  end
+  local block = options.size(o.block or "1M")
+  if not block or block < 1 then
+    die("bad value for --block: '%s' (a size such as 1M, 512k or 4096)", o.block)
+  end
+  -- GNU parallel's limit, which it also applies with a warning
+  block = math.min(math.floor(block), 2147483647)
+  local per
+  if o.N or o.n then
+    per = number(o.N or o.n, o.N and "-N" or "-n", 1)
+  end
+  o.N, o.n = nil, nil
+  local recstart = o.recstart and unescape(o.recstart) or ""
+  local recend = o.recend and unescape(o.recend) or (o.recstart and "" or "\n")
+  if recstart == "" and recend == "" then
+    die("options '--recstart' and '--recend' cannot both be empty")
+  end
+  if core.isatty(0) then
+    io.stderr:write("tide: --pipe reads the terminal: Ctrl-D to end (or give input on a pipe)\n")
+  end
+  return pipe.chunks(io.stdin, math.tointeger(block), per, recstart, recend, function(msg)
+    io.stderr:write("tide: ", msg, "\n")
+  end)
+end
+
+-- The command run for a one-liner's job, with --nice and -v: GNU
+-- parallel runs `nice -n N` too; -v prints the command in the job's own
+-- output, so that it is grouped and ordered with it.
+local function wrapped(cmd, o, sh)
+  if o["-v"] then
+    if type(cmd) == "table" then
+      local shown = {}
+      for k, w in ipairs(cmd) do
+        shown[k] = template.quote(w)
+      end
+      cmd = { "/bin/sh", "-c", 'printf "%s\\n" "$0"; exec "$@"', table.concat(shown, " "), table.unpack(cmd) }
+    else
+      cmd = "printf '%s\\n' " .. template.quote(cmd) .. "; " .. cmd
+    end
+  end
+  if o.nice then
+    local argv = { "nice", "-n", o.nice }
+    if type(cmd) == "table" then
+      table.move(cmd, 1, #cmd, 4, argv)
+    else
+      argv[4], argv[5], argv[6] = sh, "-c", cmd
+    end
+    cmd = argv
+  end
+  return cmd
+end
+
+-- Prints each job's text in input order (-k) or as it comes: done(i, s).
+local function printer(ordered)
+  local held, next_i = {}, 1
+  local function done(i, s)
+    if not ordered then
+      io.write(s)
+      return
+    end
+    held[i] = s
+    while held[next_i] do
+      io.write(held[next_i])
+      held[next_i] = nil
+      next_i = next_i + 1
+    end
+  end
+  local function finish()
+    local idx = {}
+    for i in pairs(held) do
+      idx[#idx + 1] = i
+    end
+    table.sort(idx)
+    for _, i in ipairs(idx) do
+      io.write(held[i])
+    end
+    held = {}
+  end
+  return done, finish
+end
+
 local function run(o)
+  if not o["--pipe"] then
+    for _, k in ipairs({ "block", "recstart", "recend" }) do
+      if o[k] then
+        die("option '%s' applies only with --pipe", VALUED[k])
+      end
+    end
+  end
+  if o.nice and not tostring(o.nice):find("^%-?%d+$") then
+    die("bad value for --nice: '%s' (a whole number, the niceness)", o.nice)
+  end
   if o["--help"] then
     io.write(USAGE)
+    return 0
+  elseif o["--version"] then
+    -- not GNU parallel's version: a script asking which parallel it has
+    -- must not be misled
+    io.write(("tide %s: GNU parallel's command line, run by tide (not GNU parallel)\n"):format(core.version))
     return 0
   end
   if o.header and o.header ~= ":" then
@@ -855,11 +925,26 @@ local function run(o)
   -- One source (or stdin) is read as jobs start; several are combined
   -- first, and -X/-m and percentage halts need the count.
   local src = o.sources[1]
-  local streaming = #o.sources <= 1 and not (src and src.values) and not (o["-X"] or o["-m"])
-    and not (o.halt and o.halt:find("%", 1, true)) and not o["--shuf"]
+  local piped = o["--pipe"]
+  local cmdline = table.concat(command, " ")
+  local counted = o["--plus"] and (cmdline:find("{##}", 1, true) or cmdline:find("{0#}", 1, true))
+  if piped and counted then
+    die("--plus {##} and {0#} need the number of jobs, which --pipe does not know before the end")
+  end
+  local streaming = piped or #o.sources <= 1 and not (src and src.values) and not (o["-X"] or o["-m"])
+    and not (o.halt and o.halt:find("%", 1, true)) and not o["--shuf"] and not counted
   local trim = trimmer(o.trim)
   local rows, names
-  if streaming then
+  if piped then
+    local read = pipe_chunks(o)
+    rows = function()
+      local chunk = read()
+      if chunk then
+        return { "", chunk = chunk }
+      end
+    end
+    names = {}
+  elseif streaming then
     local delim = o["-0"] and "\0" or o.delim and unescape(o.delim) or "\n"
     local colsep = o.colsep and unescape(o.colsep)
     local read = record_reader(src and src.file or "-", delim)
@@ -893,7 +978,7 @@ local function run(o)
       words[k] = literal_names(w, names)
     end
   else
-    tpl = literal_names(table.concat(command, " "), names)
+    tpl = literal_names(table.concat(command, " "), names, o["--plus"])
   end
   if o.tagstring then
     o.tagstring = literal_names(o.tagstring, names)
@@ -903,8 +988,8 @@ local function run(o)
   if none then
     o.N = nil
   end
-  local exprs = not quoted and lua_exprs(tpl)
-  local appended = #command > 0 and not none and not exprs
+  local parts = not quoted and expand.compile(tpl, o["--plus"])
+  local appended = #command > 0 and not none and not parts and not piped
     and not has_placeholder(tpl or table.concat(words, " "), names)
   if appended then
     if quoted then
@@ -942,7 +1027,9 @@ local function run(o)
     end
   end
 
-  -- The command of job i, its job slot given.
+  local total = type(jobs) == "table" and #jobs or nil
+  -- The command of job i, its job slot given; nil for a job --plus's
+  -- {choose_k} or {uniq} skips.
   local function build(job, i, slot)
     local item = item_of(job, batched, names)
     if #command == 0 then
@@ -958,22 +1045,29 @@ local function run(o)
       end
       return template.argv(ws, item, i)
     end
-    local t = tpl
-    if slot then
-      t = t:gsub("{%%}", tostring(slot))
+    local function text(t)
+      if slot then
+        t = t:gsub("{%%}", tostring(slot))
+      end
+      if per > 1 or o.N then
+        t = drop_missing(t, #item)
+      end
+      return t
     end
-    if per > 1 or o.N then
-      t = drop_missing(t, #item)
-    end
-    if o["-X"] then
-      return context_replace(t, item, i)
-    end
-    if exprs then
-      local out, arg = {}, table.concat(item, " ")
-      for k, part in ipairs(exprs) do
-        out[k] = type(part) == "string" and template.fmt(part, item, i) or template.quote(part(arg))
+    if parts then
+      if parts.filter and not expand.keep(parts.filter, item) then
+        return nil
+      end
+      local ctx = { item = item, i = i, slot = slot or 1, slots = slots, total = total }
+      local out = {}
+      for k, part in ipairs(parts) do
+        out[k] = type(part) == "string" and template.fmt(text(part), item, i) or part(ctx)
       end
       return table.concat(out)
+    end
+    local t = text(tpl)
+    if o["-X"] then
+      return context_replace(t, item, i)
     end
     return template.fmt(t, item, i)
   end
@@ -1001,7 +1095,10 @@ local function run(o)
   end
   if o["--dry-run"] then
     each(function(job, i)
-      print(show(build(job, i, 1)))
+      local cmd = build(job, i, 1)
+      if cmd then
+        print(show(cmd))
+      end
     end)
     return 0
   end
@@ -1016,6 +1113,10 @@ local function run(o)
   popts.jobs = slots
   popts.report, popts.trace = o.report, o.trace
   popts.shell = gnu_shell()
+  local resfmt = gnuout.format(o.results)
+  if resfmt or o["--files"] then
+    popts.results = nil -- the job's output goes to the file instead
+  end
   for k, v in pairs(job_options(o)) do
     popts[k] = v
   end
@@ -1023,7 +1124,11 @@ local function run(o)
     progress.force(not o["--no-progress"])
   end
   local p = new_pool(popts)
-  local shopts = o.workdir and { cwd = o.workdir } or nil
+  local capture = (resfmt or o["--files"]) and true or nil
+  local write_row = resfmt and gnuout.results(o.results, resfmt, names)
+  local file_of = o["--files"] and gnuout.files(o.tmpdir)
+  local print_name, print_rest = printer(o["-k"])
+  local skipped = 0
 
   -- Job slots ({%}): each task takes the lowest free one.
   local free = {}
@@ -1040,9 +1145,29 @@ local function run(o)
   p:map(function(job, i)
     local slot = take()
     local cmd = build(job, i, slot)
-    shell.run(cmd, shopts)
+    if cmd == nil then -- skipped by {choose_k} or {uniq}
+      skipped = skipped + 1
+      free[slot] = nil
+      if file_of then
+        print_name(i, "")
+      end
+      return
+    end
+    if o["-t"] then
+      io.stderr:write(show(cmd), "\n")
+    end
+    local r = shell.run(wrapped(cmd, o, popts.shell), { cwd = o.workdir, capture = capture, stdin = job.chunk })
     free[slot] = nil
+    if write_row then
+      write_row(r, i, show(cmd), item_of(job, batched, names))
+    end
+    if file_of then
+      -- GNU parallel prints the names of the files, tagged, and drops stderr
+      local tag = popts.tag and popts.tag(job, i) .. "\t" or ""
+      print_name(i, tag .. file_of(i, r.stdout or "") .. "\n")
+    end
   end, jobs)
+  print_rest()
 
   local stats = state
   progress.finish()
@@ -1052,7 +1177,8 @@ local function run(o)
   end
   summary.report(want)
   local reported = report.finish()
-  local status = math.min(stats.failed, 101)
+  -- GNU parallel counts the jobs {choose_k} or {uniq} skip as failed
+  local status = math.min(stats.failed + skipped, 101)
   if stats.halt_status ~= nil and popts.halt then
     local spec = options.halt(popts.halt)
     if spec and spec.count == 1 and spec.kind ~= "success" then

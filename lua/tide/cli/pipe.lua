@@ -1,0 +1,122 @@
+-- cli/pipe.lua: --pipe, chunks of tide's stdin for jobs' stdin.
+--
+-- The chunks are cut as GNU parallel 20221122 cuts them (spreadstdin), so
+-- that the same input gives the same jobs: stdin is read a --block at a
+-- time (topping the buffer up to the next multiple of the block size);
+-- with -N n, each run of n whole records in the buffer is a chunk; else
+-- the buffer up to its last record boundary is one.  A boundary is where
+-- --recend is followed by --recstart; the cut falls between the two.
+-- Whatever is left at the end of input is the last chunk; empty input
+-- gives none (no job runs).
+--
+-- Chunks are read as the pool asks for the next job, so tide holds at
+-- most one buffer plus the chunks of the jobs running.
+local M = {}
+
+local TWO_GB = 2147483647 -- GNU parallel's largest block
+
+-- The nth boundary in buf at or after from + 1 (GNU's nindex searches
+-- from offset 1: a boundary at the very start of the buffer is not
+-- counted), or nil.
+local function nth(buf, from, sep, n)
+  local pos = from
+  for _ = 1, n do
+    pos = buf:find(sep, pos + 1, true)
+    if not pos then
+      return nil
+    end
+  end
+  return pos
+end
+
+-- An iterator of chunks read from f (a file handle).  block: bytes per
+-- read; per: records per chunk (-N), or nil for --block chunks; recstart
+-- and recend: the record separators (strings, either may be "");
+-- warn(msg): told when a record longer than the block makes it grow.
+function M.chunks(f, block, per, recstart, recend, warn)
+  local sep = recend .. recstart
+  -- the last boundary: a greedy .* backtracks from the end
+  local LAST = "^.*()" .. sep:gsub("%p", "%%%0")
+  -- the unread part of the buffer is buf:sub(from): taking a chunk moves
+  -- from, so that -N 1 over a large block copies each byte once
+  local buf, from, eof, done = "", 1, false, false
+  -- a round is one read and the chunks cut after it; -N cuts several
+  local cutting, written = false, false
+
+  local function read_block()
+    local have = #buf - from + 1
+    local want = block - have % block
+    local more = f:read(want)
+    buf = buf:sub(from) .. (more or "")
+    from = 1
+    -- fread returns short only at the end of input (or an error, which
+    -- ends it as well)
+    if more == nil or #more < want then
+      eof = true
+    end
+  end
+
+  -- The next n bytes as a chunk; nil for none (GNU writes nothing then).
+  local function take(n)
+    if n <= 0 then
+      return nil
+    end
+    local chunk = buf:sub(from, from + n - 1)
+    from = from + n
+    written = true
+    return chunk
+  end
+
+  -- The end of a round: at the end of input, what is left is the last
+  -- chunk; a round that cut nothing grows the block (by GNU's formula),
+  -- as a record may be longer than it.
+  local function round_end()
+    if eof then
+      done = true
+      return take(#buf - from + 1)
+    end
+    if not written and block < TWO_GB then
+      local old = block
+      block = math.min(math.ceil(block * 1.3 + 1), TWO_GB)
+      if warn then
+        warn(("a record was longer than %d bytes: --block grows to %d"):format(old, block))
+      end
+    end
+  end
+
+  return function()
+    while not done do
+      if cutting then
+        local at = #buf >= from and nth(buf, from, sep, per)
+        if at then
+          return take(at - from + #recend)
+        end
+        cutting = false
+        local rest = round_end()
+        if rest then
+          return rest
+        end
+      else
+        written = false
+        read_block()
+        if per then
+          cutting = true
+        elseif not eof then
+          local at = buf:match(LAST)
+          local chunk = at and take(at - 1 + #recend)
+          round_end()
+          if chunk then
+            return chunk
+          end
+        else
+          local rest = round_end()
+          if rest then
+            return rest
+          end
+        end
+      end
+    end
+  end
+end
+
+return M
