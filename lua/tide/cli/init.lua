@@ -44,10 +44,13 @@ Input:  ::: args   :::: file (- = stdin)   :::+ / ::::+ (linked to the previous
         source)   -a file   --link   no source: stdin's lines
         -0 / --null   -d delim   --colsep sep   --header :   --trim lr|l|r|n
         --arg-sep SEP / --arg-file-sep SEP (for ::: / ::::)   --shuf
+        --pipe: chunks of stdin to the jobs' stdin   --block SIZE (1M)
+        -N n records a chunk   --recend STR (\n)   --recstart STR
 Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
         -I STR: STR stands for {}.  Commands run with $PARALLEL_SHELL, else
         the shell tide was started from, else /bin/sh.
         none in the command: the arguments are appended.
+        --plus: GNU's {+/} {+.} {..} {/..} {##} {0#} {0%} {:-x} {#re} ...
   -j N | N% | +N | -N   jobs at a time (default: CPUs; 0: as many as jobs)
   -n N / -N N   arguments per job       -X / -m   as many as fit per job
   -q            run the command with no shell (each word one argument)
@@ -55,15 +58,18 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --dry-run     print each command, run nothing
   --timeout S|P%   --retries N   --halt now|soon,fail|success|done=N|P%
   --delay S   --load L   --memfree SIZE   --workdir DIR   --env VAR
-  -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
+  -k  --tag  --tagstring S  --line-buffer  -u  --group  --nice N
+  --results DIR|NAME.csv|NAME.tsv|NAME.json   --files  --tmpdir DIR
+  -v   each command before its output    -t/--verbose   each on stderr
   --joblog FILE   --resume   --resume-failed   --summary   --no-summary
   --report FILE   an HTML report of the run   --trace FILE   Chrome trace JSON
   --progress (or --bar, --eta)   the status line on stderr, even if not a tty
   --no-progress   no status line (default: only when stderr is a terminal)
   -S/--sshlogin [N/]login[,...]   run on ssh hosts (':' is this machine)
   --slf FILE   sshlogins from a file, one a line   --ssh CMD  the ssh command
-Not available yet: -v.  An option of GNU parallel's that tide lacks, like a
-typo, stops with exit 255 rather than being ignored.
+An option of GNU parallel's that tide lacks, like a typo, stops with exit
+255 rather than being ignored.  Run through a link named parallel, tide
+takes GNU parallel's command line throughout (`echo CMDS | parallel`).
 Exit status of a one-liner: the number of failed jobs (at most 101); with
 --halt ...,fail=1 the failing job's status, with --halt ...,fail=P% the
 percentage failed; 255 for other errors.  A script: 0, 1 if a job failed,
