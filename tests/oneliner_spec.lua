@@ -434,6 +434,26 @@ describe("one-liners", function()
     end)
   end)
 
+  describe("--pipe over a large input", function()
+    it("passes every byte, holding a few blocks, never the input", function()
+      if h.SANITIZED or os.execute("test -x /usr/bin/time") ~= true then
+        return pending("ASan's quarantine holds freed memory; or no /usr/bin/time")
+      end
+      -- 100 MiB through 1 MiB blocks, 2 jobs at a time
+      local cmd = ("cd %s && yes abcdefghijklmnopqrstuvwxyz | head -c 104857600 | /usr/bin/time -f %%M -o rss "
+        .. "%s --pipe -j2 'wc -c' | awk '{n += $1; k++} END {print n, k}'"):format(q(WORK), q(h.TIDE))
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      p:close()
+      -- every byte, in about 100 chunks (cut at the lines: 101)
+      local bytes, chunks = out:match("^(%d+) (%d+)\n$")
+      assert.are.equal("104857600", bytes, out)
+      assert.truthy(tonumber(chunks) >= 100 and tonumber(chunks) <= 102, out)
+      local kb = tonumber(h.slurp(WORK .. "/rss"):match("(%d+)%s*$"))
+      assert.truthy(kb and kb < 40 * 1024, "tide's largest resident size: " .. tostring(kb) .. " KiB")
+    end)
+  end)
+
   describe("through a link named parallel", function()
     local link = WORK .. "/linkbin/parallel"
     os.execute(("mkdir -p %s && ln -s %s %s"):format(q(WORK .. "/linkbin"), q(h.TIDE), q(link)))

@@ -47,8 +47,20 @@ function M.chunks(f, block, per, recstart, recend, warn)
     local have = #buf - from + 1
     local want = block - have % block
     local more = f:read(want)
-    buf = buf:sub(from) .. (more or "")
+    if from > #buf then
+      buf = more or ""
+    else
+      buf = buf:sub(from) .. (more or "")
+    end
     from = 1
+    -- Chunks live as long as their jobs, long enough for the generational
+    -- collector to make them old, and old garbage waits for a major
+    -- collection, when the heap has doubled: with big blocks, collect
+    -- now (the heap is then little more than the live chunks; a full
+    -- collection costs little next to reading a block that size).
+    if block >= 262144 then
+      collectgarbage()
+    end
     -- fread returns short only at the end of input (or an error, which
     -- ends it as well)
     if more == nil or #more < want then
