@@ -508,6 +508,7 @@ describe("one-liners", function()
       { "--plus, a Perl-only pattern", { "--plus", "tiderec", "{/(a|b)/x}", ":::", "a" }, "Perl" },
       { "--plus {host}", { "--plus", "tiderec", "{host}", ":::", "a" }, "{host}" },
       { "--plus {##} with --pipe", { "--pipe", "--plus", "tiderec", "{##}" }, "{##}" },
+      { "--pipe --resume", { "--pipe", "--joblog", "jl", "--resume", "tiderec" }, "--resume" },
     }) do
       it(c[1] .. ": exit 255, running nothing", function()
         local r = run(q(h.TIDE), c[2], "x\n")

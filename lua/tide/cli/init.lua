@@ -807,6 +807,11 @@ local function pipe_chunks(o)
   if #o.sources > 0 then
     die("option '--pipe' reads tide's stdin: it takes no ::: or :::: input")
   end
+  if o["--resume"] or o["--resume-failed"] then
+    -- tide resumes a job by its command, and every chunk's is the same
+    die("option '%s' cannot resume --pipe jobs (they differ by their stdin only)",
+      o["--resume"] and "--resume" or "--resume-failed")
+  end
   local block = options.size(o.block or "1M")
   if not block or block < 1 then
     die("bad value for --block: '%s' (a size such as 1M, 512k or 4096)", o.block)
