@@ -234,6 +234,12 @@ describe("{= =} in one-liners", function()
     assert.are.equal("[A.GZ][x-a][B C.GZ][x-b c]", r.out)
   end)
 
+  it("with -q, makes one argument of a word, the value as it is", function()
+    local r = h.run({ "-k", "-j1", "-q", "printf", "[%s]", "x {= _:upper() =}", "{}", ":::", "a 'b" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("[x A 'B][a 'b]", r.out)
+  end)
+
   it("says that a Perl expression is not Lua, and that an expression that fails failed, exit 255", function()
     local r = h.run({ "echo", "{= s/a/b/ =}", ":::", "a" })
     assert.are.equal(255, r.code)

@@ -230,6 +230,8 @@ local CASES = {
     exact = true },
   { "--plus positional {2+.} {1/..} {2:-x}", { "-k", "--plus", "tiderec", "{2+.}", "{1/..}", "{2:-x}", ":::", "a.b",
     ":::", "c.d", "" }, exact = true },
+  { "-q --plus: a word is one argument", { "-k", "-q", "--plus", "tiderec", "{+.}", "x {..} y", "{}", "{#}", "{##}",
+    "{%.c}", ":::", "a b.c", "d.e.f", "$x'y" }, exact = true },
   { "--plus {choose_k}", { "-k", "--plus", "tiderec", "{#}", "{##}", "{choose_k}", ":::", "a", "b", "c", ":::", "a",
     "b", "c" }, exact = true },
   { "--plus {uniq}", { "-k", "--plus", "tiderec", "{#}", "{uniq}", ":::", "a", "b", ":::", "a", "b" }, exact = true },
@@ -446,8 +448,8 @@ describe("one-liners", function()
       local out = p:read("a")
       p:close()
       -- every byte, in about 100 chunks (cut at the lines: 101)
-      local bytes, chunks = out:match("^(%d+) (%d+)\n$")
-      assert.are.equal("104857600", bytes, out)
+      local total, chunks = out:match("^(%d+) (%d+)\n$")
+      assert.are.equal("104857600", total, out)
       assert.truthy(tonumber(chunks) >= 100 and tonumber(chunks) <= 102, out)
       local kb = tonumber(h.slurp(WORK .. "/rss"):match("(%d+)%s*$"))
       assert.truthy(kb and kb < 40 * 1024, "tide's largest resident size: " .. tostring(kb) .. " KiB")

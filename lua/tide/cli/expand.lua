@@ -4,7 +4,7 @@
 --
 -- compile(tpl, plus) cuts a command into pieces: strings, for
 -- template.fmt, and functions of the job (ctx), each returning its text
--- already quoted for the shell.  GNU's --plus strings are Perl
+-- already quoted for the shell (as it is with ctx.raw: -q's argv).  GNU's --plus strings are Perl
 -- substitutions; tide does each in Lua with the same result.  The
 -- bash-like ones take a pattern that GNU reads as a Perl regexp: tide
 -- takes the part of that syntax that means the same in both (text, . * +
@@ -217,14 +217,14 @@ end
 -- kth argument's (k < 0 counts from the end), "" when there is none.
 local function each(f, k)
   return function(ctx)
-    local item = ctx.item
+    local item, quote = ctx.item, ctx.raw and tostring or template.quote
     if k then
       local v = item[k < 0 and #item + 1 + k or k]
-      return template.quote(v and f(v) or "")
+      return quote(v and f(v) or "")
     end
     local out = {}
     for j, v in ipairs(item) do
-      out[j] = template.quote(f(v))
+      out[j] = quote(f(v))
     end
     return table.concat(out, " ")
   end
@@ -275,7 +275,8 @@ local function lua_expr(code)
     if not ok then -- raised in a job's task: a plain message, exit 255
       error(("{=%s=}: %s"):format(code, tostring(v):gsub("^[^:]*:%d+: ", "")), 0)
     end
-    return template.quote(v == nil and "" or tostring(v))
+    v = v == nil and "" or tostring(v)
+    return ctx.raw and v or template.quote(v)
   end
 end
 

@@ -983,10 +983,13 @@ local function run(o)
 
   local quoted = o["-q"]
   local tpl, words
+  -- with -q, each word's {= =} and --plus strings (expand.lua)
+  local wparts = {}
   if quoted then
     words = {}
     for k, w in ipairs(command) do
-      words[k] = literal_names(w, names)
+      words[k] = literal_names(w, names, o["--plus"])
+      wparts[k] = expand.compile(words[k], o["--plus"])
     end
   else
     tpl = literal_names(table.concat(command, " "), names, o["--plus"])
@@ -1000,7 +1003,7 @@ local function run(o)
     o.N = nil
   end
   local parts = not quoted and expand.compile(tpl, o["--plus"])
-  local appended = #command > 0 and not none and not parts and not piped
+  local appended = #command > 0 and not none and not parts and not next(wparts) and not piped
     and not has_placeholder(tpl or table.concat(words, " "), names)
   if appended then
     if quoted then
@@ -1047,14 +1050,39 @@ local function run(o)
       return table.concat(item, " ")
     end
     if quoted then
-      local ws = words
-      if slot then
-        ws = {}
-        for k, w in ipairs(words) do
-          ws[k] = w:gsub("{%%}", tostring(slot))
+      if not next(wparts) then
+        local ws = words
+        if slot then
+          ws = {}
+          for k, w in ipairs(words) do
+            ws[k] = w:gsub("{%%}", tostring(slot))
+          end
+        end
+        return template.argv(ws, item, i)
+      end
+      -- word by word: a word with expand.lua's strings is one argument,
+      -- its values put in as they are (no shell to quote for)
+      local ctx = { item = item, i = i, slot = slot or 1, slots = slots, total = total, raw = true }
+      local argv = {}
+      for k, w in ipairs(words) do
+        if slot then
+          w = w:gsub("{%%}", tostring(slot))
+        end
+        local wp = wparts[k]
+        if wp and wp.filter and not expand.keep(wp.filter, item) then
+          return nil
+        elseif wp then
+          local out = {}
+          for j, part in ipairs(wp) do
+            out[j] = type(part) == "string" and table.concat(template.argv({ part }, item, i), " ") or part(ctx)
+          end
+          argv[#argv + 1] = table.concat(out)
+        else
+          local ws = template.argv({ w }, item, i)
+          table.move(ws, 1, #ws, #argv + 1, argv)
         end
       end
-      return template.argv(ws, item, i)
+      return argv
     end
     local function text(t)
       if slot then
