@@ -398,6 +398,31 @@ describe("one-liners", function()
       assert.are.same(t[1], t[2])
     end)
 
+    it("--results x.csv -k: the rows in input order, jobs ending out of order", function()
+      if not have_parallel() then
+        return pending("GNU parallel is not installed")
+      end
+      local t = {}
+      for _, prog in ipairs({ "parallel --will-cite", q(h.TIDE) }) do
+        run(prog, { "-k", "-j3", "--results", "k.csv", "sleep 0.{}; echo {}", ":::", "3", "1", "2" })
+        local seqs = {}
+        for _, row in ipairs(parse_csv(h.slurp(WORK .. "/k.csv"), ",")) do
+          seqs[#seqs + 1] = row[1] .. ":" .. row[#row - 1]
+        end
+        t[#t + 1] = table.concat(seqs, " ")
+      end
+      assert.are.equal("Seq:Stdout 1:3\n 2:1\n 3:2\n", t[1])
+      assert.are.equal(t[1], t[2])
+    end)
+
+    it("--results x.csv before a script is refused, never a directory named x.csv", function()
+      h.spit(WORK .. "/s.lua", "print(1)")
+      local r = run(q(h.TIDE), { "--results", "x.csv", "s.lua" })
+      assert.are.equal(255, r.code)
+      assert.truthy(r.err:find("--results x.csv", 1, true), r.err)
+      assert.is_nil(io.open(WORK .. "/x.csv"))
+    end)
+
     it("--results x.csv that cannot be opened: exit 255", function()
       local r = run(q(h.TIDE), { "--results", "no/such/dir/x.csv", "tiderec", ":::", "a" })
       assert.are.equal(255, r.code)

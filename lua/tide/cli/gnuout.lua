@@ -42,9 +42,10 @@ local function status(r)
   return math.tointeger(r.code) or -1, result.logged_signal(r)
 end
 
--- A writer for --results path in format fmt (M.format's); names: the
--- --header column names, if any.  Returns write(r, i, cmd, values),
--- values being the job's arguments.  An unopenable file is an error.
+-- --results path in format fmt (M.format's); names: the --header column
+-- names, if any.  Returns row(r, i, cmd, values), the text of a job's row
+-- (values: its arguments; the CSV header is written before the first),
+-- and write(text), which appends it.  An unopenable file is an error.
 function M.results(path, fmt, names)
   local f, err = io.open(path, "wb")
   if not f then
@@ -53,7 +54,10 @@ function M.results(path, fmt, names)
   f:setvbuf("no")
   local sep = fmt == "tsv" and "\t" or ","
   local header = false
-  return function(r, i, cmd, values)
+  local function write(text)
+    util.checked(f:write(text))
+  end
+  local function row_of(r, i, cmd, values)
     local code, sig = status(r)
     local out, errout = r.stdout or "", r.stderr or ""
     local start, runtime = ("%.3f"):format(r.start or core.time()), ("%.3f"):format(r.elapsed or 0)
@@ -80,14 +84,13 @@ function M.results(path, fmt, names)
           head[#head + 1] = names[k] or ("V" .. k)
         end
         table.move({ "Stdout", "Stderr" }, 1, 2, #head + 1, head)
-        row = { table.concat(M.fields(head, sep), sep), "\n", table.concat(M.fields(row, sep), sep) }
-        line = table.concat(row) .. "\n"
-      else
-        line = table.concat(M.fields(row, sep), sep) .. "\n"
+        write(table.concat(M.fields(head, sep), sep) .. "\n")
       end
+      line = table.concat(M.fields(row, sep), sep) .. "\n"
     end
-    util.checked(f:write(line))
+    return line
   end
+  return row_of, write
 end
 
 function M.fields(row, sep)

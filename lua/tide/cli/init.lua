@@ -863,17 +863,19 @@ local function wrapped(cmd, o, sh)
   return cmd
 end
 
--- Prints each job's text in input order (-k) or as it comes: done(i, s).
-local function printer(ordered)
+-- Writes each job's text in input order (-k) or as it comes: done(i, s);
+-- write: io.write unless given.
+local function printer(ordered, write)
+  write = write or io.write
   local held, next_i = {}, 1
   local function done(i, s)
     if not ordered then
-      io.write(s)
+      write(s)
       return
     end
     held[i] = s
     while held[next_i] do
-      io.write(held[next_i])
+      write(held[next_i])
       held[next_i] = nil
       next_i = next_i + 1
     end
@@ -885,7 +887,7 @@ local function printer(ordered)
     end
     table.sort(idx)
     for _, i in ipairs(idx) do
-      io.write(held[i])
+      write(held[i])
     end
     held = {}
   end
@@ -1164,7 +1166,12 @@ local function run(o)
   end
   local p = new_pool(popts)
   local capture = (resfmt or o["--files"]) and true or nil
-  local write_row = resfmt and gnuout.results(o.results, resfmt, names)
+  local row_of, put_row, rows_rest
+  if resfmt then
+    local write
+    row_of, write = gnuout.results(o.results, resfmt, names)
+    put_row, rows_rest = printer(o["-k"], write)
+  end
   local file_of = o["--files"] and gnuout.files(o.tmpdir)
   local print_name, print_rest = printer(o["-k"])
   local skipped = 0
@@ -1190,6 +1197,9 @@ local function run(o)
       if file_of then
         print_name(i, "")
       end
+      if put_row then
+        put_row(i, "")
+      end
       return
     end
     if o["-t"] then
@@ -1197,8 +1207,8 @@ local function run(o)
     end
     local r = shell.run(wrapped(cmd, o, popts.shell), { cwd = o.workdir, capture = capture, stdin = job.chunk })
     free[slot] = nil
-    if write_row then
-      write_row(r, i, show(cmd), item_of(job, batched, names))
+    if put_row then
+      put_row(i, row_of(r, i, show(cmd), item_of(job, batched, names)))
     end
     if file_of then
       -- GNU parallel prints the names of the files, tagged, and drops stderr
@@ -1207,6 +1217,9 @@ local function run(o)
     end
   end, jobs)
   print_rest()
+  if rows_rest then
+    rows_rest()
+  end
 
   local stats = state
   progress.finish()
@@ -1266,6 +1279,11 @@ function M.script_defaults(args, first)
         local flag = VALUED[k] or k
         die("option '%s' does not apply to a script (only to a one-liner's command line)", flag)
       end
+    end
+    if gnuout.format(o.results) then
+      -- not silently a directory named x.csv
+      die("option '--results %s' (a %s file) applies only to a one-liner; a script's --results is a directory",
+        o.results, gnuout.format(o.results))
     end
     local popts = output_options(o, function() end)
     popts.report, popts.trace = o.report, o.trace
