@@ -545,6 +545,14 @@ describe("one-liners", function()
       end)
     end
 
+    it("--pipe: stdin that cannot be read is an error, exit 255, not an end of input", function()
+      local p = io.popen(("cd %s && %s --pipe cat <. 2>err; echo $?"):format(q(WORK), q(h.TIDE)))
+      local code = p:read("n")
+      p:close()
+      assert.are.equal(255, code)
+      assert.are.equal("tide: --pipe: cannot read stdin: Is a directory\n", h.slurp(WORK .. "/err"))
+    end)
+
     it("a missing input file: exit 255", function()
       local r = run(q(h.TIDE), { "tiderec", "::::", "no-such-file" })
       assert.are.equal(255, r.code)

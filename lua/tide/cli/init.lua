@@ -1353,6 +1353,7 @@ function M.main(args)
   -- its message alone, without where in tide it was raised
   local msg = tostring(status):match("^[^\n]*")
   msg = msg:gsub("^tide/[%w_/]+%.lua:%d+: ", ""):gsub("^map: item %d+ failed: ", "")
+    :gsub("^map: the list iterator raised an error: ", "")
   msg = msg:gsub("^tide/[%w_/]+%.lua:%d+: ", "")
   io.stderr:write("tide: ", msg, "\n")
   return 255

@@ -46,7 +46,10 @@ function M.chunks(f, block, per, recstart, recend, warn)
   local function read_block()
     local have = #buf - from + 1
     local want = block - have % block
-    local more = f:read(want)
+    local more, err = f:read(want)
+    if err then -- never a silent end of input
+      error(("--pipe: cannot read stdin: %s"):format(err), 0)
+    end
     if from > #buf then
       buf = more or ""
     else
@@ -61,8 +64,7 @@ function M.chunks(f, block, per, recstart, recend, warn)
     if block >= 262144 then
       collectgarbage()
     end
-    -- fread returns short only at the end of input (or an error, which
-    -- ends it as well)
+    -- fread returns short only at the end of input
     if more == nil or #more < want then
       eof = true
     end
