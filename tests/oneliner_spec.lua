@@ -211,7 +211,7 @@ local CASES = {
   { "--pipe -k: jobs that end out of order print in order",
     { "-k", "-j3", "--pipe", "-N1", "read x; sleep 0.$x; echo {#}:$x" }, stdin = "3\n1\n2\n", exact = true },
   { "--pipe without -k: every chunk once", { "-j3", "--pipe", "-N2", "tiderec {#}; cat" },
-    stdin = table.concat(many, "\n", 1, 60) },
+    stdin = table.concat(many, "\n", 1, 60) .. "\n" }, -- the last line ends: output never joins lines
   { "--pipe with {%}", { "-j1", "--pipe", "-N2", "echo {%} {#}; cat" }, stdin = "a\nb\nc\n", exact = true },
   -- --plus replacement strings
   { "--plus {+/} {+.} {+..} {+...} {..} {...} {/..} {/...}",
