@@ -29,14 +29,36 @@ local function nth(buf, from, sep, n)
   return pos
 end
 
+-- The last boundary in buf, or nil: searched for in a window at the end
+-- that grows until it holds one (a record is usually far shorter than a
+-- block, so this costs about a record, not a block).  One that starts
+-- before the window is found once the window holds it, and any found in
+-- the window starts after it.
+local function last(buf, sep)
+  local w = 4096
+  while true do
+    local pos = math.max(1, #buf - w + 1)
+    local start, found = pos, nil
+    while true do
+      local a = buf:find(sep, pos, true)
+      if not a then
+        break
+      end
+      found, pos = a, a + 1
+    end
+    if found or start == 1 then
+      return found
+    end
+    w = w * 4
+  end
+end
+
 -- An iterator of chunks read from f (a file handle).  block: bytes per
 -- read; per: records per chunk (-N), or nil for --block chunks; recstart
 -- and recend: the record separators (strings, either may be "");
 -- warn(msg): told when a record longer than the block makes it grow.
 function M.chunks(f, block, per, recstart, recend, warn)
   local sep = recend .. recstart
-  -- the last boundary: a greedy .* backtracks from the end
-  local LAST = "^.*()" .. sep:gsub("%p", "%%%0")
   -- the unread part of the buffer is buf:sub(from): taking a chunk moves
   -- from, so that -N 1 over a large block copies each byte once
   local buf, from, eof, done = "", 1, false, false
@@ -116,7 +138,7 @@ function M.chunks(f, block, per, recstart, recend, warn)
         if per then
           cutting = true
         elseif not eof then
-          local at = buf:match(LAST)
+          local at = last(buf, sep)
           local chunk = at and take(at - 1 + #recend)
           round_end()
           if chunk then
