@@ -3,11 +3,12 @@
 -- The chunks are cut as GNU parallel 20221122 cuts them (spreadstdin), so
 -- that the same input gives the same jobs: stdin is read a --block at a
 -- time (topping the buffer up to the next multiple of the block size);
--- with -N n, each run of n whole records in the buffer is a chunk; else
--- the buffer up to its last record boundary is one.  A boundary is where
--- --recend is followed by --recstart; the cut falls between the two.
--- Whatever is left at the end of input is the last chunk; empty input
--- gives none (no job runs).
+-- with -N n, each run of n whole records in the buffer is a chunk; else,
+-- unless that read reached the end of input, the buffer up to its last
+-- record boundary is one.  A boundary is where --recend is followed by
+-- --recstart; the cut falls between the two.  A read after which nothing
+-- was cut grows the block.  Whatever is left at the end of input is the
+-- last chunk; empty input gives none (no job runs).
 --
 -- Chunks are read as the pool asks for the next job, so tide holds at
 -- most one buffer plus the chunks of the jobs running.
