@@ -225,6 +225,16 @@ describe("tide command line", function()
   end)
 end)
 
+describe("--plus in one-liners", function()
+  -- GNU parallel 20221122 prints these patterns as they stand, against its
+  -- own documentation: tide does what the documentation says.
+  it("{,re} and {,,re} lower-case the first match / every match", function()
+    local r = h.run({ "-k", "--plus", "echo", "{,A}", "{,,[AB]}", ":::", "ABAB" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("aBAB abab\n", r.out)
+  end)
+end)
+
 describe("{= =} in one-liners", function()
   it("evaluates a Lua expression with _ the arguments, for each job, quoted as {} is", function()
     local r = h.run({ "-k", "-j1", "printf", "'[%s]'", "{= _:upper() =}", "x-{= _:gsub('%.gz$', '') =}", ":::",
