@@ -13,13 +13,16 @@ _tide_oneliner_opts="-j --jobs -P --max-procs -k --keep-order --tag --tagstring
   -0 --null -d --delimiter --colsep -C --header -n --max-args -N -X --xargs -m
   --workdir --wd --env -S --sshlogin --slf --sshloginfile --ssh -q --quote
   --shellquote -a --arg-file --link --xapply -v --verbose --will-cite --help
-  --report --trace -I --trim --arg-sep --argsep --arg-file-sep --argfilesep --shuf"
+  --report --trace -I --trim --arg-sep --argsep --arg-file-sep --argfilesep --shuf
+  --pipe --spreadstdin --block --block-size --blocksize --recstart --recend --plus --nice
+  --files --output-as-files --outputasfiles --tmpdir --tempdir -t --version"
 # Those whose value is the next word, and what it is.
 _tide_file_opts=" --results --res --joblog -a --arg-file --slf --sshloginfile --report --trace -o --output "
-_tide_dir_opts=" --workdir --wd "
+_tide_dir_opts=" --workdir --wd --tmpdir --tempdir "
 _tide_value_opts=" -e -l -j --jobs -P --max-procs --tagstring --retries --timeout --halt
   --halt-on-error --delay --load --memfree -d --delimiter --colsep -C --header -n
-  --max-args -N --env -S --sshlogin --ssh -I --trim --arg-sep --argsep --arg-file-sep --argfilesep "
+  --max-args -N --env -S --sshlogin --ssh -I --trim --arg-sep --argsep --arg-file-sep --argfilesep
+  --block --block-size --blocksize --recstart --recend --nice "
 
 _tide() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=

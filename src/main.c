@@ -287,14 +287,18 @@ static int call_host(lua_State *L, const char *fn, int nargs, int nres) {
   return report(L, docall(L, nargs, nres));
 }
 
-/* Asks tide.host what argv is; that decision is policy, and lives in Lua.
- * A one-liner (GNU parallel's command line) runs here and leaves tide's
- * exit status on the stack (*ran).  A script that GNU parallel's options
- * come before gets its index in *script_at: tide.host makes those options
- * its pools' defaults, or refuses one (*ran, with the exit status). */
-static int oneliner(lua_State *L, int args, int *ran, int *script_at) {
+/* Asks tide.host what argv is, given the name tide was run by (a link
+ * named parallel takes GNU parallel's command line); that decision is
+ * policy, and lives in Lua.  A one-liner (GNU parallel's command line) runs
+ * here and leaves tide's exit status on the stack (*ran).  A script that GNU
+ * parallel's options come before gets its index in *script_at: tide.host makes
+ * those options its pools' defaults, or refuses one (*ran, with the exit
+ * status). */
+static int oneliner(lua_State *L, int args, const char *name, int *ran,
+                    int *script_at) {
   lua_pushvalue(L, args);
-  if (call_host(L, "is_oneliner", 1, 1) != LUA_OK) return 0;
+  lua_pushstring(L, name);
+  if (call_host(L, "is_oneliner", 2, 1) != LUA_OK) return 0;
   if (lua_isinteger(L, -1)) {
     *script_at = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
@@ -336,7 +340,7 @@ static int pmain(lua_State *L) {
   lua_gc(L, LUA_GCRESTART);
   lua_gc(L, LUA_GCGEN, 0, 0);
   int ran = 0, script_at = 0;
-  if (!oneliner(L, argtable, &ran, &script_at) || ran) return 1;
+  if (!oneliner(L, argtable, argv[0], &ran, &script_at) || ran) return 1;
   if (script_at > 0) {
     /* GNU parallel's options, already taken by tide.host, then the script */
     script = script_at;

@@ -225,6 +225,16 @@ describe("tide command line", function()
   end)
 end)
 
+describe("--plus in one-liners", function()
+  -- GNU parallel 20221122 prints these patterns as they stand, against its
+  -- own documentation: tide does what the documentation says.
+  it("{,re} and {,,re} lower-case the first match / every match", function()
+    local r = h.run({ "-k", "--plus", "echo", "{,A}", "{,,[AB]}", ":::", "ABAB" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("aBAB abab\n", r.out)
+  end)
+end)
+
 describe("{= =} in one-liners", function()
   it("evaluates a Lua expression with _ the arguments, for each job, quoted as {} is", function()
     local r = h.run({ "-k", "-j1", "printf", "'[%s]'", "{= _:upper() =}", "x-{= _:gsub('%.gz$', '') =}", ":::",
@@ -232,6 +242,12 @@ describe("{= =} in one-liners", function()
     assert.are.equal(0, r.code, r.err)
     -- one argument each, the space included: quoted as {} is
     assert.are.equal("[A.GZ][x-a][B C.GZ][x-b c]", r.out)
+  end)
+
+  it("with -q, makes one argument of a word, the value as it is", function()
+    local r = h.run({ "-k", "-j1", "-q", "printf", "[%s]", "x {= _:upper() =}", "{}", ":::", "a 'b" })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("[x A 'B][a 'b]", r.out)
   end)
 
   it("says that a Perl expression is not Lua, and that an expression that fails failed, exit 255", function()

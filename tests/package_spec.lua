@@ -60,6 +60,23 @@ describe("installing tide", function()
     local out, code = sh(("cmake --install %s --prefix %s"):format(q(BUILD), q(work)))
     assert.are.equal(0, code, out)
     check_tree(work, "lib/lua/5.4")
+    -- no link named parallel unless asked for: it would hide GNU parallel
+    assert.is_false(os.execute("test -e " .. q(work .. "/bin/parallel")) == true, "bin/parallel installed")
+  end)
+
+  it("installs a link named parallel only with TIDE_PARALLEL_LINK=ON, and it takes GNU's command line", function()
+    if h.SANITIZED then
+      return pending("the install script of a sanitized build")
+    end
+    local out, code = sh(("DESTDIR=%s cmake -DCMAKE_INSTALL_PREFIX=/usr -DTIDE_PARALLEL_LINK=ON -P %s")
+      :format(q(work .. "/root"), q(BUILD .. "/cmake_install.cmake")))
+    assert.are.equal(0, code, out)
+    local link = work .. "/root/usr/bin/parallel"
+    assert.are.equal("tide\n", sh("readlink " .. q(link)))
+    -- lines on stdin are commands, where tide would read them as Lua
+    out, code = sh("printf 'echo one\\necho two\\n' | " .. q(link) .. " -k")
+    assert.are.equal(0, code, out)
+    assert.are.equal("one\ntwo\n", out)
   end)
 
   it("cpack -G DEB makes a package that unpacks and runs from a temporary root", function()

@@ -133,9 +133,18 @@ end
 --   - W is an existing file: script (as lua runs it);
 --   - W's first word names an executable in PATH: one-liner reading stdin;
 --   - else script ("cannot open W").
+-- Run through a link named parallel (name: argv[0]), tide is GNU
+-- parallel's command line throughout: always a one-liner, so that `echo
+-- CMDS | parallel` runs the lines as commands, and `parallel report x`
+-- runs the command report.
 -- Returns true for a one-liner, false for a script as lua takes it, or
 -- the index of a script that GNU parallel's options come before.
-function M.is_oneliner(args)
+local as_parallel = false
+function M.is_oneliner(args, name)
+  if name and name:match("[^/]*$") == "parallel" then
+    as_parallel = true
+    return true
+  end
   if args[1] == "--worker" then
     return true -- tide --worker (host.oneliner runs it)
   end
@@ -213,7 +222,7 @@ end
 
 -- One-liner mode: runs it and returns tide's exit status (tide.cli).
 function M.oneliner(args)
-  if args[1] == "--worker" then
+  if args[1] == "--worker" and not as_parallel then
     if args[2] then
       io.stderr:write("tide: --worker takes no arguments\n")
       return 2
@@ -221,11 +230,11 @@ function M.oneliner(args)
     return require("tide.backend.serve").main()
   end
   install_pipe_checks()
-  if args[1] == "report" then
+  if args[1] == "report" and not as_parallel then
     return require("tide.run.report").command(args)
   end
   progress.setup()
-  local words = { "tide" }
+  local words = { as_parallel and "parallel" or "tide" }
   for i, a in ipairs(args) do
     words[i + 1] = util.quote(a)
   end

@@ -8,7 +8,10 @@
 -- with template.fmt (or template.argv with -q), run by pool():map with
 -- shell().  Options whose machinery is not built say so and exit 255.
 local core = require("tide.core")
+local expand = require("tide.cli.expand")
+local gnuout = require("tide.cli.gnuout")
 local options = require("tide.run.options")
+local pipe = require("tide.cli.pipe")
 local pool = require("tide.run.pool")
 local progress = require("tide.run.progress")
 local report = require("tide.run.report")
@@ -41,10 +44,13 @@ Input:  ::: args   :::: file (- = stdin)   :::+ / ::::+ (linked to the previous
         source)   -a file   --link   no source: stdin's lines
         -0 / --null   -d delim   --colsep sep   --header :   --trim lr|l|r|n
         --arg-sep SEP / --arg-file-sep SEP (for ::: / ::::)   --shuf
+        --pipe: chunks of stdin to the jobs' stdin   --block SIZE (1M)
+        -N n records a chunk   --recend STR (\n)   --recstart STR
 Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
         -I STR: STR stands for {}.  Commands run with $PARALLEL_SHELL, else
         the shell tide was started from, else /bin/sh.
         none in the command: the arguments are appended.
+        --plus: GNU's {+/} {+.} {..} {/..} {##} {0#} {0%} {:-x} {#re} ...
   -j N | N% | +N | -N   jobs at a time (default: CPUs; 0: as many as jobs)
   -n N / -N N   arguments per job       -X / -m   as many as fit per job
   -q            run the command with no shell (each word one argument)
@@ -52,15 +58,18 @@ Replacement strings: {} {.} {/} {//} {/.} {#} {%} {1} {2.} {3/} ... {name}
   --dry-run     print each command, run nothing
   --timeout S|P%   --retries N   --halt now|soon,fail|success|done=N|P%
   --delay S   --load L   --memfree SIZE   --workdir DIR   --env VAR
-  -k  --tag  --tagstring S  --line-buffer  -u  --group  --results DIR
+  -k  --tag  --tagstring S  --line-buffer  -u  --group  --nice N
+  --results DIR|NAME.csv|NAME.tsv|NAME.json   --files  --tmpdir DIR
+  -v   each command before its output    -t/--verbose   each on stderr
   --joblog FILE   --resume   --resume-failed   --summary   --no-summary
   --report FILE   an HTML report of the run   --trace FILE   Chrome trace JSON
   --progress (or --bar, --eta)   the status line on stderr, even if not a tty
   --no-progress   no status line (default: only when stderr is a terminal)
   -S/--sshlogin [N/]login[,...]   run on ssh hosts (':' is this machine)
   --slf FILE   sshlogins from a file, one a line   --ssh CMD  the ssh command
-Not available yet: -v.  An option of GNU parallel's that tide lacks, like a
-typo, stops with exit 255 rather than being ignored.
+An option of GNU parallel's that tide lacks, like a typo, stops with exit
+255 rather than being ignored.  Run through a link named parallel, tide
+takes GNU parallel's command line throughout (`echo CMDS | parallel`).
 Exit status of a one-liner: the number of failed jobs (at most 101); with
 --halt ...,fail=1 the failing job's status, with --halt ...,fail=P% the
 percentage failed; 255 for other errors.  A script: 0, 1 if a job failed,
@@ -72,11 +81,9 @@ local Usage = {}
 local function die(fmt, ...)
   error(setmetatable({ msg = fmt:format(...) }, Usage), 0)
 end
+expand.die = die
 
-local NOT_YET = {
-  ["-v"] = "verbose mode",
-  ["--verbose"] = "verbose mode",
-}
+local NOT_YET = {}
 
 -- Options: canonical name and whether it takes a value.
 local OPTIONS = {
@@ -97,11 +104,15 @@ local OPTIONS = {
   ["-S"] = "sshlogin", ["--sshlogin"] = "sshlogin", ["--slf"] = "slf", ["--sshloginfile"] = "slf",
   ["--ssh"] = "ssh", ["-q"] = false, ["--quote"] = "-q",
   ["--shellquote"] = false, ["-a"] = "argfile", ["--arg-file"] = "argfile",
-  ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["--verbose"] = "-v",
+  ["--link"] = false, ["--xapply"] = "--link", ["-v"] = false, ["-t"] = false, ["--verbose"] = "-t",
   ["-I"] = "replace", ["--trim"] = "trim", ["--shuf"] = false,
   ["--arg-sep"] = "argsep", ["--argsep"] = "--arg-sep", ["--arg-file-sep"] = "argfilesep",
   ["--argfilesep"] = "--arg-file-sep",
-  ["--will-cite"] = false, ["--help"] = false, ["--report"] = "report", ["--trace"] = "trace",
+  ["--pipe"] = false, ["--spreadstdin"] = "--pipe", ["--block"] = "block", ["--block-size"] = "--block",
+  ["--blocksize"] = "--block", ["--recstart"] = "recstart", ["--recend"] = "recend", ["--plus"] = false,
+  ["--nice"] = "nice", ["--files"] = false, ["--output-as-files"] = "--files", ["--outputasfiles"] = "--files",
+  ["--tmpdir"] = "tmpdir", ["--tempdir"] = "--tmpdir",
+  ["--version"] = false, ["--will-cite"] = false, ["--help"] = false, ["--report"] = "report", ["--trace"] = "trace",
 }
 -- The options that take a value, by canonical name.
 local VALUED = {
@@ -110,7 +121,8 @@ local VALUED = {
   load = "--load", memfree = "--memfree", delim = "-d", colsep = "--colsep", header = "--header",
   n = "-n", N = "-N", workdir = "--workdir", env = "--env", sshlogin = "-S", argfile = "-a",
   slf = "--slf", ssh = "--ssh", report = "--report", trace = "--trace", replace = "-I", trim = "--trim",
-  argsep = "--arg-sep", argfilesep = "--arg-file-sep",
+  argsep = "--arg-sep", argfilesep = "--arg-file-sep", block = "--block", recstart = "--recstart",
+  recend = "--recend", nice = "--nice", tmpdir = "--tmpdir",
 }
 
 -- The separators and what each stands for (--arg-sep renames them).
@@ -499,44 +511,6 @@ end
 
 -- Whether the template has a replacement string: filled with a marker
 -- item, the marker shows, or {#} makes two numbers differ.
--- {= code =} in a command: GNU parallel's are Perl; tide's are Lua, an
--- expression with _ bound to the job's arguments ({}), evaluated for each
--- job, its value quoted as {} is.  Returns the command's pieces, strings
--- and functions of the arguments, or nil when it has none.
-local function lua_exprs(s)
-  if not s:find("{=", 1, true) then
-    return nil
-  end
-  local parts, pos = {}, 1
-  while true do
-    local a, code, z = s:match("(){=(.-)=}()", pos)
-    if not a then
-      break
-    end
-    if a > pos then
-      parts[#parts + 1] = s:sub(pos, a - 1)
-    end
-    local f, err = load("local _ = ...\nreturn " .. code, "={=" .. code .. "=}", "t",
-      setmetatable({}, { __index = _G }))
-    if not f then
-      die("{=%s=} is not a Lua expression: %s (tide's {= =} are Lua, with _ the argument: {= _:upper() =}; "
-        .. "GNU parallel's are Perl)", code, err:gsub("^[^:]*:%d+: ", ""))
-    end
-    parts[#parts + 1] = function(arg)
-      local ok, v = pcall(f, arg)
-      if not ok then -- raised in a job's task: a plain message, exit 255
-        error(("{=%s=}: %s"):format(code, tostring(v):gsub("^[^:]*:%d+: ", "")), 0)
-      end
-      return v == nil and "" or tostring(v)
-    end
-    pos = z
-  end
-  if pos <= #s then
-    parts[#parts + 1] = s:sub(pos)
-  end
-  return parts
-end
-
 local function has_placeholder(tpl, names)
   local probe = {}
   for k = 1, 9 do
@@ -567,8 +541,8 @@ end
 
 -- {name} is a replacement string only for a --header column; any other
 -- stays as it is (template.lua's {{name}} writes a literal {name}).
-local function literal_names(tpl, names)
-  local known = {}
+local function literal_names(tpl, names, plus)
+  local known = plus and setmetatable({}, { __index = expand.NAMES }) or {}
   for _, name in ipairs(names) do
     known[name] = true
   end
@@ -826,9 +800,118 @@ local function trimmer(how)
   end
 end
 
+-- --pipe: the chunk iterator of tide's stdin, by --block, -N/-n,
+-- --recstart and --recend (cli/pipe.lua).  Takes -N/-n off o: the jobs
+-- are chunks, one each.
+local function pipe_chunks(o)
+  if #o.sources > 0 then
+    die("option '--pipe' reads tide's stdin: it takes no ::: or :::: input")
+  end
+  if o["--resume"] or o["--resume-failed"] then
+    -- tide resumes a job by its command, and every chunk's is the same
+    die("option '%s' cannot resume --pipe jobs (they differ by their stdin only)",
+      o["--resume"] and "--resume" or "--resume-failed")
+  end
+  local block = options.size(o.block or "1M")
+  if not block or block < 1 then
+    die("bad value for --block: '%s' (a size such as 1M, 512k or 4096)", o.block)
+  end
+  -- GNU parallel's limit, which it also applies with a warning
+  block = math.min(math.floor(block), 2147483647)
+  local per
+  if o.N or o.n then
+    per = number(o.N or o.n, o.N and "-N" or "-n", 1)
+  end
+  o.N, o.n = nil, nil
+  local recstart = o.recstart and unescape(o.recstart) or ""
+  local recend = o.recend and unescape(o.recend) or (o.recstart and "" or "\n")
+  if recstart == "" and recend == "" then
+    die("options '--recstart' and '--recend' cannot both be empty")
+  end
+  if core.isatty(0) then
+    io.stderr:write("tide: --pipe reads the terminal: Ctrl-D to end (or give input on a pipe)\n")
+  end
+  return pipe.chunks(io.stdin, math.tointeger(block), per, recstart, recend, function(msg)
+    io.stderr:write("tide: ", msg, "\n")
+  end)
+end
+
+-- The command run for a one-liner's job, with --nice and -v: GNU
+-- parallel runs `nice -n N` too; -v prints the command in the job's own
+-- output, so that it is grouped and ordered with it.
+local function wrapped(cmd, o, sh)
+  if o["-v"] then
+    if type(cmd) == "table" then
+      local shown = {}
+      for k, w in ipairs(cmd) do
+        shown[k] = template.quote(w)
+      end
+      cmd = { "/bin/sh", "-c", 'printf "%s\\n" "$0"; exec "$@"', table.concat(shown, " "), table.unpack(cmd) }
+    else
+      cmd = "printf '%s\\n' " .. template.quote(cmd) .. "; " .. cmd
+    end
+  end
+  if o.nice then
+    local argv = { "nice", "-n", o.nice }
+    if type(cmd) == "table" then
+      table.move(cmd, 1, #cmd, 4, argv)
+    else
+      argv[4], argv[5], argv[6] = sh, "-c", cmd
+    end
+    cmd = argv
+  end
+  return cmd
+end
+
+-- Writes each job's text in input order (-k) or as it comes: done(i, s);
+-- write: io.write unless given.
+local function printer(ordered, write)
+  write = write or io.write
+  local held, next_i = {}, 1
+  local function done(i, s)
+    if not ordered then
+      write(s)
+      return
+    end
+    held[i] = s
+    while held[next_i] do
+      write(held[next_i])
+      held[next_i] = nil
+      next_i = next_i + 1
+    end
+  end
+  local function finish()
+    local idx = {}
+    for i in pairs(held) do
+      idx[#idx + 1] = i
+    end
+    table.sort(idx)
+    for _, i in ipairs(idx) do
+      write(held[i])
+    end
+    held = {}
+  end
+  return done, finish
+end
+
 local function run(o)
+  if not o["--pipe"] then
+    for _, k in ipairs({ "block", "recstart", "recend" }) do
+      if o[k] then
+        die("option '%s' applies only with --pipe", VALUED[k])
+      end
+    end
+  end
+  if o.nice and not tostring(o.nice):find("^%-?%d+$") then
+    die("bad value for --nice: '%s' (a whole number, the niceness)", o.nice)
+  end
   if o["--help"] then
     io.write(USAGE)
+    return 0
+  elseif o["--version"] then
+    -- not GNU parallel's version: a script asking which parallel it has
+    -- must not be misled
+    io.write(("tide %s: GNU parallel's command line, run by tide (not GNU parallel)\n"):format(core.version))
     return 0
   end
   if o.header and o.header ~= ":" then
@@ -855,11 +938,26 @@ local function run(o)
   -- One source (or stdin) is read as jobs start; several are combined
   -- first, and -X/-m and percentage halts need the count.
   local src = o.sources[1]
-  local streaming = #o.sources <= 1 and not (src and src.values) and not (o["-X"] or o["-m"])
-    and not (o.halt and o.halt:find("%", 1, true)) and not o["--shuf"]
+  local piped = o["--pipe"]
+  local cmdline = table.concat(command, " ")
+  local counted = o["--plus"] and (cmdline:find("{##}", 1, true) or cmdline:find("{0#}", 1, true))
+  if piped and counted then
+    die("--plus {##} and {0#} need the number of jobs, which --pipe does not know before the end")
+  end
+  local streaming = piped or #o.sources <= 1 and not (src and src.values) and not (o["-X"] or o["-m"])
+    and not (o.halt and o.halt:find("%", 1, true)) and not o["--shuf"] and not counted
   local trim = trimmer(o.trim)
   local rows, names
-  if streaming then
+  if piped then
+    local read = pipe_chunks(o)
+    rows = function()
+      local chunk = read()
+      if chunk then
+        return { "", chunk = chunk }
+      end
+    end
+    names = {}
+  elseif streaming then
     local delim = o["-0"] and "\0" or o.delim and unescape(o.delim) or "\n"
     local colsep = o.colsep and unescape(o.colsep)
     local read = record_reader(src and src.file or "-", delim)
@@ -887,13 +985,16 @@ local function run(o)
 
   local quoted = o["-q"]
   local tpl, words
+  -- with -q, each word's {= =} and --plus strings (expand.lua)
+  local wparts = {}
   if quoted then
     words = {}
     for k, w in ipairs(command) do
-      words[k] = literal_names(w, names)
+      words[k] = literal_names(w, names, o["--plus"])
+      wparts[k] = expand.compile(words[k], o["--plus"])
     end
   else
-    tpl = literal_names(table.concat(command, " "), names)
+    tpl = literal_names(table.concat(command, " "), names, o["--plus"])
   end
   if o.tagstring then
     o.tagstring = literal_names(o.tagstring, names)
@@ -903,8 +1004,8 @@ local function run(o)
   if none then
     o.N = nil
   end
-  local exprs = not quoted and lua_exprs(tpl)
-  local appended = #command > 0 and not none and not exprs
+  local parts = not quoted and expand.compile(tpl, o["--plus"])
+  local appended = #command > 0 and not none and not parts and not next(wparts) and not piped
     and not has_placeholder(tpl or table.concat(words, " "), names)
   if appended then
     if quoted then
@@ -942,38 +1043,72 @@ local function run(o)
     end
   end
 
-  -- The command of job i, its job slot given.
+  local total = type(jobs) == "table" and #jobs or nil
+  -- The command of job i, its job slot given; nil for a job --plus's
+  -- {choose_k} or {uniq} skips.
   local function build(job, i, slot)
     local item = item_of(job, batched, names)
     if #command == 0 then
       return table.concat(item, " ")
     end
     if quoted then
-      local ws = words
-      if slot then
-        ws = {}
-        for k, w in ipairs(words) do
-          ws[k] = w:gsub("{%%}", tostring(slot))
+      if not next(wparts) then
+        local ws = words
+        if slot then
+          ws = {}
+          for k, w in ipairs(words) do
+            ws[k] = w:gsub("{%%}", tostring(slot))
+          end
+        end
+        return template.argv(ws, item, i)
+      end
+      -- word by word: a word with expand.lua's strings is one argument,
+      -- its values put in as they are (no shell to quote for)
+      local ctx = { item = item, i = i, slot = slot or 1, slots = slots, total = total, raw = true }
+      local argv = {}
+      for k, w in ipairs(words) do
+        if slot then
+          w = w:gsub("{%%}", tostring(slot))
+        end
+        local wp = wparts[k]
+        if wp and wp.filter and not expand.keep(wp.filter, item) then
+          return nil
+        elseif wp then
+          local out = {}
+          for j, part in ipairs(wp) do
+            out[j] = type(part) == "string" and table.concat(template.argv({ part }, item, i), " ") or part(ctx)
+          end
+          argv[#argv + 1] = table.concat(out)
+        else
+          local ws = template.argv({ w }, item, i)
+          table.move(ws, 1, #ws, #argv + 1, argv)
         end
       end
-      return template.argv(ws, item, i)
+      return argv
     end
-    local t = tpl
-    if slot then
-      t = t:gsub("{%%}", tostring(slot))
+    local function text(t)
+      if slot then
+        t = t:gsub("{%%}", tostring(slot))
+      end
+      if per > 1 or o.N then
+        t = drop_missing(t, #item)
+      end
+      return t
     end
-    if per > 1 or o.N then
-      t = drop_missing(t, #item)
-    end
-    if o["-X"] then
-      return context_replace(t, item, i)
-    end
-    if exprs then
-      local out, arg = {}, table.concat(item, " ")
-      for k, part in ipairs(exprs) do
-        out[k] = type(part) == "string" and template.fmt(part, item, i) or template.quote(part(arg))
+    if parts then
+      if parts.filter and not expand.keep(parts.filter, item) then
+        return nil
+      end
+      local ctx = { item = item, i = i, slot = slot or 1, slots = slots, total = total }
+      local out = {}
+      for k, part in ipairs(parts) do
+        out[k] = type(part) == "string" and template.fmt(text(part), item, i) or part(ctx)
       end
       return table.concat(out)
+    end
+    local t = text(tpl)
+    if o["-X"] then
+      return context_replace(t, item, i)
     end
     return template.fmt(t, item, i)
   end
@@ -1001,7 +1136,10 @@ local function run(o)
   end
   if o["--dry-run"] then
     each(function(job, i)
-      print(show(build(job, i, 1)))
+      local cmd = build(job, i, 1)
+      if cmd then
+        print(show(cmd))
+      end
     end)
     return 0
   end
@@ -1016,6 +1154,10 @@ local function run(o)
   popts.jobs = slots
   popts.report, popts.trace = o.report, o.trace
   popts.shell = gnu_shell()
+  local resfmt = gnuout.format(o.results)
+  if resfmt or o["--files"] then
+    popts.results = nil -- the job's output goes to the file instead
+  end
   for k, v in pairs(job_options(o)) do
     popts[k] = v
   end
@@ -1023,7 +1165,16 @@ local function run(o)
     progress.force(not o["--no-progress"])
   end
   local p = new_pool(popts)
-  local shopts = o.workdir and { cwd = o.workdir } or nil
+  local capture = (resfmt or o["--files"]) and true or nil
+  local row_of, put_row, rows_rest
+  if resfmt then
+    local write
+    row_of, write = gnuout.results(o.results, resfmt, names)
+    put_row, rows_rest = printer(o["-k"], write)
+  end
+  local file_of = o["--files"] and gnuout.files(o.tmpdir)
+  local print_name, print_rest = printer(o["-k"])
+  local skipped = 0
 
   -- Job slots ({%}): each task takes the lowest free one.
   local free = {}
@@ -1040,9 +1191,35 @@ local function run(o)
   p:map(function(job, i)
     local slot = take()
     local cmd = build(job, i, slot)
-    shell.run(cmd, shopts)
+    if cmd == nil then -- skipped by {choose_k} or {uniq}
+      skipped = skipped + 1
+      free[slot] = nil
+      if file_of then
+        print_name(i, "")
+      end
+      if put_row then
+        put_row(i, "")
+      end
+      return
+    end
+    if o["-t"] then
+      io.stderr:write(show(cmd), "\n")
+    end
+    local r = shell.run(wrapped(cmd, o, popts.shell), { cwd = o.workdir, capture = capture, stdin = job.chunk })
     free[slot] = nil
+    if put_row then
+      put_row(i, row_of(r, i, show(cmd), item_of(job, batched, names)))
+    end
+    if file_of then
+      -- GNU parallel prints the names of the files, tagged, and drops stderr
+      local tag = popts.tag and popts.tag(job, i) .. "\t" or ""
+      print_name(i, tag .. file_of(i, r.stdout or "") .. "\n")
+    end
   end, jobs)
+  print_rest()
+  if rows_rest then
+    rows_rest()
+  end
 
   local stats = state
   progress.finish()
@@ -1052,7 +1229,8 @@ local function run(o)
   end
   summary.report(want)
   local reported = report.finish()
-  local status = math.min(stats.failed, 101)
+  -- GNU parallel counts the jobs {choose_k} or {uniq} skip as failed
+  local status = math.min(stats.failed + skipped, 101)
   if stats.halt_status ~= nil and popts.halt then
     local spec = options.halt(popts.halt)
     if spec and spec.count == 1 and spec.kind ~= "success" then
@@ -1101,6 +1279,11 @@ function M.script_defaults(args, first)
         local flag = VALUED[k] or k
         die("option '%s' does not apply to a script (only to a one-liner's command line)", flag)
       end
+    end
+    if gnuout.format(o.results) then
+      -- not silently a directory named x.csv
+      die("option '--results %s' (a %s file) applies only to a one-liner; a script's --results is a directory",
+        o.results, gnuout.format(o.results))
     end
     local popts = output_options(o, function() end)
     popts.report, popts.trace = o.report, o.trace
@@ -1170,6 +1353,7 @@ function M.main(args)
   -- its message alone, without where in tide it was raised
   local msg = tostring(status):match("^[^\n]*")
   msg = msg:gsub("^tide/[%w_/]+%.lua:%d+: ", ""):gsub("^map: item %d+ failed: ", "")
+    :gsub("^map: the list iterator raised an error: ", "")
   msg = msg:gsub("^tide/[%w_/]+%.lua:%d+: ", "")
   io.stderr:write("tide: ", msg, "\n")
   return 255
