@@ -35,7 +35,7 @@ local function send(conn, kind, id, ...)
   return conn.job:send(frame.encode(kind, id, ...))
 end
 
-function Job:pid()
+function Job.pid()
   return nil -- it is not a process of this machine
 end
 
