@@ -32,7 +32,8 @@ local function served(input, n)
   local dir = h.tmpdir()
   local req = h.spit(dir .. "/req", input)
   local r = h.sh(("{ cat %s; while n=$(grep -ac 'end [0-9]* 6 ' %s/out 2>/dev/null); "
-    .. "[ \"${n:-0}\" -lt %d ]; do sleep 0.02; done; } | %s --worker > %s/out; echo $? > %s/code"):format(h.quote(req), dir, n, h.quote(h.TIDE), dir, dir))
+    .. "[ \"${n:-0}\" -lt %d ]; do sleep 0.02; done; } | %s --worker > %s/out; echo $? > %s/code")
+    :format(h.quote(req), dir, n, h.quote(h.TIDE), dir, dir))
   r.out, r.code = h.slurp(dir .. "/out"), tonumber(h.slurp(dir .. "/code"))
   os.execute("rm -rf " .. h.quote(dir))
   return r
