@@ -189,43 +189,147 @@ int tide_spawn(const tide_spawn_opts *o, pid_t *pid) {
   return err;
 }
 
-/* Builds "K=V" strings: environ minus the names the table at index env
- * sets, plus the table's string and number values (false removes one). */
-char **tide_spawn_env(lua_State *L, int env) {
-  size_t n = 0, k = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  lua_pushnil(L);
-  while (lua_next(L, env)) {
-    n++;
-    lua_pop(L, 1);
-  }
-  char **envp = calloc(n + 1, sizeof *envp);
-  if (envp == NULL) return NULL;
-  for (char **e = environ; *e; e++) {
-    const char *eq = strchr(*e, '=');
-    if (eq == NULL) continue;
-    lua_pushlstring(L, *e, (size_t)(eq - *e));
-    int set = lua_rawget(L, env) != LUA_TNIL;
-    lua_pop(L, 1);
-    if (!set && (envp[k] = strdup(*e)) != NULL) k++;
-  }
-  lua_pushnil(L);
-  while (lua_next(L, env)) {
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-      lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
-      if ((envp[k] = strdup(lua_tostring(L, -1))) != NULL) k++;
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  envp[k] = NULL;
-  return envp;
+/* A name the job's environment sets or unsets, and its "K=V" string. */
+typedef struct env_name {
+  const char *name;
+  size_t len;
+  const char *kv; /* NULL: unset (false), or set by a later entry */
+} env_name;
+
+/* Whether environ's entry e is the variable name (not a longer one). */
+static int is_named(const char *e, const env_name *n) {
+  return e[0] == n->name[0] && strncmp(e, n->name, n->len) == 0 &&
+         e[n->len] == '=';
 }
 
-void tide_spawn_env_free(char **envp) {
-  if (envp == NULL) return;
-  for (char **e = envp; *e; e++)
-    free(*e);
-  free(envp);
+/* Calls fn(s, arg) for each extra "K=V" string: the strings and lists of
+ * strings at stack indices extra..top (nil skipped).  The table keeps a
+ * listed string alive after the pop. */
+static void each_extra(lua_State *L, int extra, int top,
+                       void (*fn)(const char *, void *), void *arg) {
+  for (int i = extra; i <= top; i++) {
+    if (lua_type(L, i) == LUA_TSTRING) {
+      fn(lua_tostring(L, i), arg);
+    } else if (lua_istable(L, i)) {
+      for (lua_Integer k = 1; lua_rawgeti(L, i, k) == LUA_TSTRING; k++) {
+        fn(lua_tostring(L, -1), arg);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+}
+
+int tide_spawn_env_check(lua_State *L, int extra, int top) {
+  for (int i = extra; i <= top; i++) {
+    int t = lua_type(L, i);
+    if (t == LUA_TNIL) continue;
+    if (t != LUA_TSTRING && t != LUA_TTABLE) return i;
+    lua_Integer n = t == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, i) : 1;
+    for (lua_Integer k = 1; k <= n; k++) {
+      if (t == LUA_TTABLE) lua_rawgeti(L, i, k);
+      size_t len;
+      const char *s = lua_tolstring(L, t == LUA_TTABLE ? -1 : i, &len);
+      int bad = lua_type(L, t == LUA_TTABLE ? -1 : i) != LUA_TSTRING ||
+                s[0] == '=' || memchr(s, '=', len) == NULL || strlen(s) != len;
+      if (t == LUA_TTABLE) lua_pop(L, 1);
+      if (bad) return i;
+    }
+  }
+  return 0;
+}
+
+typedef struct extras {
+  env_name *n; /* where the next name goes */
+  size_t count;
+} extras;
+
+static void count_extra(const char *s, void *arg) {
+  (void)s;
+  ((extras *)arg)->count++;
+}
+
+static void add_extra(const char *s, void *arg) {
+  extras *x = arg;
+  x->n->name = x->n->kv = s;
+  x->n->len = (size_t)(strchr(s, '=') - s);
+  x->n++;
+}
+
+/* The job's environment: pointers to environ's entries but those whose
+ * name is set or unset below, then the extra "K=V" strings (a name the
+ * table also sets left out), then the table's string and number values (a
+ * false value, or any other, unsets).  One allocation, freed with free():
+ * the pointers, the names, and the table's "K=V" strings. */
+char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
+  size_t nenv = 0, nset = 0, bytes = 0;
+  for (char **e = environ; *e; e++)
+    nenv++;
+  if (env) {
+    lua_pushnil(L);
+    while (lua_next(L, env)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        nset++;
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+          size_t klen, vlen;
+          lua_tolstring(L, -2, &klen);
+          lua_tolstring(L, -1, &vlen); /* a number: the stack copy only */
+          bytes += klen + vlen + 2;
+        }
+      }
+      lua_pop(L, 1);
+    }
+  }
+  extras x = {NULL, 0};
+  each_extra(L, extra, top, count_extra, &x);
+  size_t nnames = nset + x.count;
+  char **envp = malloc((nenv + nnames + 1) * sizeof *envp +
+                       nnames * sizeof(env_name) + bytes);
+  if (envp == NULL) return NULL;
+  env_name *name = (env_name *)(envp + nenv + nnames + 1);
+  char *at = (char *)(name + nnames);
+  size_t k = 0;
+  if (env) {
+    lua_pushnil(L);
+    while (lua_next(L, env)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        env_name *n = &name[k++];
+        n->name = lua_tolstring(L, -2, &n->len);
+        n->kv = NULL;
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+          size_t vlen;
+          const char *v = lua_tolstring(L, -1, &vlen);
+          n->kv = at;
+          memcpy(at, n->name, n->len);
+          at[n->len] = '=';
+          memcpy(at + n->len + 1, v, vlen + 1);
+          at += n->len + vlen + 2;
+        }
+      }
+      lua_pop(L, 1);
+    }
+  }
+  x.n = &name[nset];
+  each_extra(L, extra, top, add_extra, &x);
+  /* The table wins over an extra string of the same name. */
+  for (size_t i = nset; i < nnames; i++)
+    for (size_t j = 0; j < nset; j++)
+      if (name[i].len == name[j].len &&
+          memcmp(name[i].name, name[j].name, name[j].len) == 0)
+        name[i].kv = NULL;
+  k = 0;
+  for (char **e = environ; *e; e++) {
+    size_t i = 0;
+    while (i < nnames && !is_named(*e, &name[i]))
+      i++;
+    if (i == nnames) envp[k++] = *e;
+  }
+  for (size_t i = nset; i < nnames; i++)
+    if (name[i].kv) envp[k++] = (char *)name[i].kv;
+  for (size_t i = 0; i < nset; i++)
+    if (name[i].kv) envp[k++] = (char *)name[i].kv;
+  envp[k] = NULL;
+  return envp;
 }
