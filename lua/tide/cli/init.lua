@@ -1023,25 +1023,12 @@ local function run(o)
     progress.force(not o["--no-progress"])
   end
   local p = new_pool(popts)
+  pool.gnu_env(p) -- $PARALLEL_JOBSLOT, $PARALLEL_SEQ
   local shopts = o.workdir and { cwd = o.workdir } or nil
 
-  -- Job slots ({%}): each task takes the lowest free one.
-  local free = {}
-  local function take()
-    for s = 1, slots do
-      if not free[s] then
-        free[s] = true
-        return s
-      end
-    end
-    return slots
-  end
-
   p:map(function(job, i)
-    local slot = take()
-    local cmd = build(job, i, slot)
-    shell.run(cmd, shopts)
-    free[slot] = nil
+    -- {%} is the task's slot, the $PARALLEL_JOBSLOT its job gets
+    shell.run(build(job, i, pool.slot()), shopts)
   end, jobs)
 
   local stats = state

@@ -264,6 +264,12 @@ JOB.slurm = words("a list of srun options such as {'--mem=4G', '--time=10'}")
 
 M.JOB = JOB
 
+-- The options of shell() itself, besides the job options.
+M.SHELL = {
+  capture = "boolean", check = "boolean", cwd = "string", stdin = "string",
+  env = "table", slots = "slots",
+}
+
 
 -- The order option of pools and maps: "input" or "finish"; nil and what
 -- was expected otherwise.
