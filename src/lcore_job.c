@@ -414,7 +414,6 @@ int tide_job_spawn(lua_State *L) {
   } else {
     why.what = why.name = NULL;
   }
-  free(envp);
   if (err == 0) return 1;
   /* The userdata exists but never ran: unpin it and report. */
   tide_job_unstarted(j);

@@ -194,11 +194,12 @@ typedef struct env_name {
   const char *name;
   size_t len;
   const char *kv; /* NULL: unset (false), or set by a later entry */
+  char first;     /* name[0]: most of environ differs there */
 } env_name;
 
 /* Whether environ's entry e is the variable name (not a longer one). */
 static int is_named(const char *e, const env_name *n) {
-  return e[0] == n->name[0] && strncmp(e, n->name, n->len) == 0 &&
+  return e[0] == n->first && strncmp(e, n->name, n->len) == 0 &&
          e[n->len] == '=';
 }
 
@@ -252,6 +253,7 @@ static void count_extra(const char *s, void *arg) {
 static void add_extra(const char *s, void *arg) {
   extras *x = arg;
   x->n->name = x->n->kv = s;
+  x->n->first = s[0];
   x->n->len = (size_t)(strchr(s, '=') - s);
   x->n++;
 }
@@ -259,9 +261,12 @@ static void add_extra(const char *s, void *arg) {
 /* The job's environment: pointers to environ's entries but those whose
  * name is set or unset below, then the extra "K=V" strings (a name the
  * table also sets left out), then the table's string and number values (a
- * false value, or any other, unsets).  One allocation, freed with free():
- * the pointers, the names, and the table's "K=V" strings. */
+ * false value, or any other, unsets).  One buffer, kept for the next job
+ * (a job's environment is needed only until its exec): the pointers, the
+ * names, and the table's "K=V" strings. */
 char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
+  static void *buf;
+  static size_t cap;
   size_t nenv = 0, nset = 0, bytes = 0;
   for (char **e = environ; *e; e++)
     nenv++;
@@ -284,9 +289,15 @@ char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
   extras x = {NULL, 0};
   each_extra(L, extra, top, count_extra, &x);
   size_t nnames = nset + x.count;
-  char **envp = malloc((nenv + nnames + 1) * sizeof *envp +
-                       nnames * sizeof(env_name) + bytes);
-  if (envp == NULL) return NULL;
+  size_t need =
+      (nenv + nnames + 1) * sizeof(char *) + nnames * sizeof(env_name) + bytes;
+  if (need > cap) {
+    void *p = realloc(buf, need + need / 2);
+    if (p == NULL) return NULL;
+    buf = p;
+    cap = need + need / 2;
+  }
+  char **envp = buf;
   env_name *name = (env_name *)(envp + nenv + nnames + 1);
   char *at = (char *)(name + nnames);
   size_t k = 0;
@@ -296,6 +307,7 @@ char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
       if (lua_type(L, -2) == LUA_TSTRING) {
         env_name *n = &name[k++];
         n->name = lua_tolstring(L, -2, &n->len);
+        n->first = n->name[0];
         n->kv = NULL;
         int t = lua_type(L, -1);
         if (t == LUA_TSTRING || t == LUA_TNUMBER) {
@@ -320,11 +332,22 @@ char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
           memcmp(name[i].name, name[j].name, name[j].len) == 0)
         name[i].kv = NULL;
   k = 0;
+  /* The first bytes of the names: most of environ is kept on one test. */
+  uint64_t first[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < nnames; i++)
+    first[(unsigned char)name[i].first >> 6] |=
+        (uint64_t)1 << ((unsigned char)name[i].first & 63);
+  const env_name *end = name + nnames;
   for (char **e = environ; *e; e++) {
-    size_t i = 0;
-    while (i < nnames && !is_named(*e, &name[i]))
-      i++;
-    if (i == nnames) envp[k++] = *e;
+    unsigned char c = (unsigned char)**e;
+    if (!(first[c >> 6] >> (c & 63) & 1)) {
+      envp[k++] = *e;
+      continue;
+    }
+    const env_name *n = name;
+    while (n < end && !is_named(*e, n))
+      n++;
+    if (n == end) envp[k++] = *e;
   }
   for (size_t i = nset; i < nnames; i++)
     if (name[i].kv) envp[k++] = (char *)name[i].kv;

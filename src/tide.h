@@ -206,8 +206,9 @@ typedef struct tide_spawn_opts {
 int tide_spawn(const tide_spawn_opts *o, pid_t *pid);
 /* The environment of a job: tide's, changed by the table at index env (0:
  * none) and by the "NAME=value" strings, or lists of them, at indices
- * extra..top; NULL if out of memory, else free() it.  Pointers into environ,
- * never copies of it: building it costs a few compares per variable. */
+ * extra..top; NULL if out of memory.  Valid until the next call: spawn
+ * with it at once.  Pointers into environ, never copies of it: building it
+ * costs a test or two per variable. */
 char **tide_spawn_env(lua_State *L, int env, int extra, int top);
 /* 0, or the first index in extra..top that is not nil, a "NAME=value"
  * string or a list of them. */

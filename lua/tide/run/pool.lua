@@ -480,19 +480,17 @@ end
 
 -- "TIDE_SLOT=n" of slot n, made once: every job a task runs is given its
 -- task's (core.spawn's extra environment), and a job costs no string.
-local SLOT_ENV = {}
-local function slot_env(slot)
-  local s = SLOT_ENV[slot]
-  if not s then
-    s = "TIDE_SLOT=" .. slot
-    SLOT_ENV[slot] = s
-  end
-  return s
-end
+local SLOT_ENV = setmetatable({}, {
+  __index = function(cache, slot)
+    local s = "TIDE_SLOT=" .. slot
+    cache[slot] = s
+    return s
+  end,
+})
 
 -- A one-liner's: GNU parallel's job slot and sequence number too.
 local function gnu_env(slot, i)
-  return { slot_env(slot), "PARALLEL_JOBSLOT=" .. slot, "PARALLEL_SEQ=" .. i }
+  return { SLOT_ENV[slot], "PARALLEL_JOBSLOT=" .. slot, "PARALLEL_SEQ=" .. i }
 end
 
 -- Starts item, or with resume gives its recorded value at once (no task,
@@ -544,7 +542,7 @@ local function start(st, item, w)
     slot = pool.nlanes
   end
   t.slot = slot
-  t.env = pool.gnu and gnu_env(slot, i) or slot_env(slot)
+  t.env = pool.gnu and gnu_env(slot, i) or SLOT_ENV[slot]
   if state.report then
     t.lane = npools > 1 and (pool.id .. "." .. slot) or slot
     t.t0r = core.now()
