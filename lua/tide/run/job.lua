@@ -487,7 +487,7 @@ end
 function M.run(cmd, opts)
   local t = sched.current()
   local ctl
-  opts, ctl = check_opts(opts, t and t.pool.res)
+  opts, ctl = check_opts(opts, t and t.pool and t.pool.res)
   local argv, cmdstr
   local tc = type(cmd)
   if tc == "string" then
