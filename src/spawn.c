@@ -258,15 +258,102 @@ static void add_extra(const char *s, void *arg) {
   x->n++;
 }
 
+/* The buffer the environment is built in, kept for the next job (a job's
+ * environment is needed only until its exec). */
+static char **grow(size_t need) {
+  static void *buf;
+  static size_t cap;
+  if (need > cap) {
+    void *p = realloc(buf, need + need / 2);
+    if (p == NULL) return NULL;
+    buf = p;
+    cap = need + need / 2;
+  }
+  return buf;
+}
+
+/* What was kept of environ for the last job that had extra strings and no
+ * env table: the next one keeps the same while environ holds the same
+ * pointers (setenv and unsetenv change them) and its strings set the same
+ * names, as TIDE_SLOT does job after job. */
+static struct {
+  char **at;   /* environ then */
+  char **copy; /* its n pointers and the NULL, then the nkept kept */
+  size_t n, nkept;
+  char *key; /* the names, each with its '=' */
+  size_t keylen;
+} memo;
+
+typedef struct replay {
+  char **out;
+  size_t pos;
+  int same;
+} replay;
+
+static void replay_extra(const char *s, void *arg) {
+  replay *r = arg;
+  size_t len = (size_t)(strchr(s, '=') - s) + 1;
+  if (r->same && r->pos + len <= memo.keylen &&
+      memcmp(memo.key + r->pos, s, len) == 0)
+    r->pos += len;
+  else
+    r->same = 0;
+  *r->out++ = (char *)s;
+}
+
+/* envp from memo and the extra strings, or NULL if memo does not apply.
+ * environ is read up to its NULL only, whatever happened to it. */
+static char **from_memo(lua_State *L, int extra, int top, char **envp) {
+  char **e = environ, **c = memo.copy;
+  if (e != memo.at) return NULL;
+  while (*e && *e == *c) {
+    e++;
+    c++;
+  }
+  if (*e || *c) return NULL;
+  memcpy(envp, memo.copy + memo.n + 1, memo.nkept * sizeof *envp);
+  replay r = {envp + memo.nkept, 0, 1};
+  each_extra(L, extra, top, replay_extra, &r);
+  if (!r.same || r.pos != memo.keylen) return NULL;
+  *r.out = NULL;
+  return envp;
+}
+
+static void to_memo(char *const *envp, size_t nkept, size_t nenv,
+                    const env_name *name, size_t nnames) {
+  size_t keylen = 0;
+  for (size_t i = 0; i < nnames; i++)
+    keylen += name[i].len + 1;
+  char **copy = malloc((nenv + 1 + nkept) * sizeof *copy + keylen);
+  if (copy == NULL) return;
+  free(memo.copy);
+  memcpy(copy, environ, (nenv + 1) * sizeof *copy);
+  memcpy(copy + nenv + 1, envp, nkept * sizeof *copy);
+  char *key = (char *)(copy + nenv + 1 + nkept);
+  memo.at = environ;
+  memo.copy = copy;
+  memo.n = nenv;
+  memo.nkept = nkept;
+  memo.key = key;
+  memo.keylen = keylen;
+  for (size_t i = 0; i < nnames; i++) {
+    memcpy(key, name[i].name, name[i].len + 1); /* "K=" of "K=V" */
+    key += name[i].len + 1;
+  }
+}
+
 /* The job's environment: pointers to environ's entries but those whose
  * name is set or unset below, then the extra "K=V" strings (a name the
  * table also sets left out), then the table's string and number values (a
- * false value, or any other, unsets).  One buffer, kept for the next job
- * (a job's environment is needed only until its exec): the pointers, the
- * names, and the table's "K=V" strings. */
+ * false value, or any other, unsets).  In one buffer (grow): the
+ * pointers, the names, and the table's "K=V" strings. */
 char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
-  static void *buf;
-  static size_t cap;
+  extras x = {NULL, 0};
+  each_extra(L, extra, top, count_extra, &x);
+  if (!env && memo.copy) {
+    char **envp = grow((memo.nkept + x.count + 1) * sizeof *envp);
+    if (envp && from_memo(L, extra, top, envp)) return envp;
+  }
   size_t nenv = 0, nset = 0, bytes = 0;
   for (char **e = environ; *e; e++)
     nenv++;
@@ -286,18 +373,11 @@ char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
       lua_pop(L, 1);
     }
   }
-  extras x = {NULL, 0};
-  each_extra(L, extra, top, count_extra, &x);
   size_t nnames = nset + x.count;
   size_t need =
       (nenv + nnames + 1) * sizeof(char *) + nnames * sizeof(env_name) + bytes;
-  if (need > cap) {
-    void *p = realloc(buf, need + need / 2);
-    if (p == NULL) return NULL;
-    buf = p;
-    cap = need + need / 2;
-  }
-  char **envp = buf;
+  char **envp = grow(need);
+  if (envp == NULL) return NULL;
   env_name *name = (env_name *)(envp + nenv + nnames + 1);
   char *at = (char *)(name + nnames);
   size_t k = 0;
@@ -349,6 +429,7 @@ char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
       n++;
     if (n == end) envp[k++] = *e;
   }
+  if (!env) to_memo(envp, k, nenv, name, nnames);
   for (size_t i = nset; i < nnames; i++)
     if (name[i].kv) envp[k++] = (char *)name[i].kv;
   for (size_t i = 0; i < nset; i++)
