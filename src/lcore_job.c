@@ -314,7 +314,10 @@ static const char *teeopt(lua_State *L, int opts, const char *field) {
 }
 
 /*
- * core.spawn(argv [, opts]) -> job | nil, message, errname
+ * core.spawn(argv [, opts [, ...]]) -> job | nil, message, errname
+ * ...: "NAME=value" strings, or lists of them, added to the job's
+ * environment (opts.env wins over them): what every job of a task gets,
+ * TIDE_SLOT, without a table built per job.
  * opts: cwd, env (table), stdin (string), stdout/stderr ("pipe", "inherit",
  * "null"), and for piped streams: keep (false: do not keep the output),
  * max_output (bytes kept per stream: the first and last half), watch
@@ -396,6 +399,11 @@ static int unstarted(lua_State *L, tide_job *j, int err,
 int tide_job_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int opts = lua_istable(L, 2) ? 2 : 0;
+  int top = lua_gettop(L);
+  while (top > 2 && lua_isnil(L, top)) /* none: tide's own environ */
+    top--;
+  int bad = tide_spawn_env_check(L, 3, top);
+  if (bad) return luaL_argerror(L, bad, "'NAME=value' strings expected");
   lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, argc > 0, 1, "empty argv");
   const char **argv =
@@ -416,13 +424,13 @@ int tide_job_spawn(lua_State *L) {
   char **envp = NULL;
   tide_job_fail why;
   int err = ENOMEM;
-  if (!envidx || (envp = tide_spawn_env(L, envidx)) != NULL) {
+  if ((!envidx && top < 3) ||
+      (envp = tide_spawn_env(L, envidx, 3, top)) != NULL) {
     o.envp = envp;
     err = tide_job_start(j, &o, &why);
   } else {
     why.what = why.name = NULL;
   }
-  tide_spawn_env_free(envp);
   if (err == 0) return 1;
   return unstarted(L, j, err, &why);
 }

@@ -189,43 +189,251 @@ int tide_spawn(const tide_spawn_opts *o, pid_t *pid) {
   return err;
 }
 
-/* Builds "K=V" strings: environ minus the names the table at index env
- * sets, plus the table's string and number values (false removes one). */
-char **tide_spawn_env(lua_State *L, int env) {
-  size_t n = 0, k = 0;
-  for (char **e = environ; *e; e++)
-    n++;
-  lua_pushnil(L);
-  while (lua_next(L, env)) {
-    n++;
-    lua_pop(L, 1);
-  }
-  char **envp = calloc(n + 1, sizeof *envp);
-  if (envp == NULL) return NULL;
-  for (char **e = environ; *e; e++) {
-    const char *eq = strchr(*e, '=');
-    if (eq == NULL) continue;
-    lua_pushlstring(L, *e, (size_t)(eq - *e));
-    int set = lua_rawget(L, env) != LUA_TNIL;
-    lua_pop(L, 1);
-    if (!set && (envp[k] = strdup(*e)) != NULL) k++;
-  }
-  lua_pushnil(L);
-  while (lua_next(L, env)) {
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-      lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
-      if ((envp[k] = strdup(lua_tostring(L, -1))) != NULL) k++;
+/* A name the job's environment sets or unsets, and its "K=V" string. */
+typedef struct env_name {
+  const char *name;
+  size_t len;
+  const char *kv; /* NULL: unset (false), or set by a later entry */
+  char first;     /* name[0]: most of environ differs there */
+} env_name;
+
+/* Whether environ's entry e is the variable name (not a longer one). */
+static int is_named(const char *e, const env_name *n) {
+  return e[0] == n->first && strncmp(e, n->name, n->len) == 0 &&
+         e[n->len] == '=';
+}
+
+/* Calls fn(s, arg) for each extra "K=V" string: the strings and lists of
+ * strings at stack indices extra..top (nil skipped).  The table keeps a
+ * listed string alive after the pop. */
+static void each_extra(lua_State *L, int extra, int top,
+                       void (*fn)(const char *, void *), void *arg) {
+  for (int i = extra; i <= top; i++) {
+    if (lua_type(L, i) == LUA_TSTRING) {
+      fn(lua_tostring(L, i), arg);
+    } else if (lua_istable(L, i)) {
+      for (lua_Integer k = 1; lua_rawgeti(L, i, k) == LUA_TSTRING; k++) {
+        fn(lua_tostring(L, -1), arg);
+        lua_pop(L, 1);
+      }
       lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
-  envp[k] = NULL;
+}
+
+int tide_spawn_env_check(lua_State *L, int extra, int top) {
+  for (int i = extra; i <= top; i++) {
+    int t = lua_type(L, i);
+    if (t == LUA_TNIL) continue;
+    if (t != LUA_TSTRING && t != LUA_TTABLE) return i;
+    lua_Integer n = t == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, i) : 1;
+    for (lua_Integer k = 1; k <= n; k++) {
+      if (t == LUA_TTABLE) lua_rawgeti(L, i, k);
+      size_t len;
+      const char *s = lua_tolstring(L, t == LUA_TTABLE ? -1 : i, &len);
+      int bad = lua_type(L, t == LUA_TTABLE ? -1 : i) != LUA_TSTRING ||
+                s[0] == '=' || memchr(s, '=', len) == NULL || strlen(s) != len;
+      if (t == LUA_TTABLE) lua_pop(L, 1);
+      if (bad) return i;
+    }
+  }
+  return 0;
+}
+
+typedef struct extras {
+  env_name *n; /* where the next name goes */
+  size_t count;
+} extras;
+
+static void count_extra(const char *s, void *arg) {
+  (void)s;
+  ((extras *)arg)->count++;
+}
+
+static void add_extra(const char *s, void *arg) {
+  extras *x = arg;
+  x->n->name = x->n->kv = s;
+  x->n->first = s[0];
+  x->n->len = (size_t)(strchr(s, '=') - s);
+  x->n++;
+}
+
+/* The buffer the environment is built in, kept for the next job (a job's
+ * environment is needed only until its exec). */
+static char **grow(size_t need) {
+  static void *buf;
+  static size_t cap;
+  if (need > cap) {
+    void *p = realloc(buf, need + need / 2);
+    if (p == NULL) return NULL;
+    buf = p;
+    cap = need + need / 2;
+  }
+  return buf;
+}
+
+/* What was kept of environ for the last job that had extra strings and no
+ * env table: the next one keeps the same while environ holds the same
+ * pointers (setenv and unsetenv change them) and its strings set the same
+ * names, as TIDE_SLOT does job after job. */
+static struct {
+  char **at;   /* environ then */
+  char **copy; /* its n pointers and the NULL, then the nkept kept */
+  size_t n, nkept;
+  char *key; /* the names, each with its '=' */
+  size_t keylen;
+} memo;
+
+typedef struct replay {
+  char **out;
+  size_t pos;
+  int same;
+} replay;
+
+static void replay_extra(const char *s, void *arg) {
+  replay *r = arg;
+  size_t len = (size_t)(strchr(s, '=') - s) + 1;
+  if (r->same && r->pos + len <= memo.keylen &&
+      memcmp(memo.key + r->pos, s, len) == 0)
+    r->pos += len;
+  else
+    r->same = 0;
+  *r->out++ = (char *)s;
+}
+
+/* envp from memo and the extra strings, or NULL if memo does not apply.
+ * environ is read up to its NULL only, whatever happened to it. */
+static char **from_memo(lua_State *L, int extra, int top, char **envp) {
+  char **e = environ, **c = memo.copy;
+  if (e != memo.at) return NULL;
+  while (*e && *e == *c) {
+    e++;
+    c++;
+  }
+  if (*e || *c) return NULL;
+  memcpy(envp, memo.copy + memo.n + 1, memo.nkept * sizeof *envp);
+  replay r = {envp + memo.nkept, 0, 1};
+  each_extra(L, extra, top, replay_extra, &r);
+  if (!r.same || r.pos != memo.keylen) return NULL;
+  *r.out = NULL;
   return envp;
 }
 
-void tide_spawn_env_free(char **envp) {
-  if (envp == NULL) return;
-  for (char **e = envp; *e; e++)
-    free(*e);
-  free(envp);
+static void to_memo(char *const *envp, size_t nkept, size_t nenv,
+                    const env_name *name, size_t nnames) {
+  size_t keylen = 0;
+  for (size_t i = 0; i < nnames; i++)
+    keylen += name[i].len + 1;
+  char **copy = malloc((nenv + 1 + nkept) * sizeof *copy + keylen);
+  if (copy == NULL) return;
+  free(memo.copy);
+  memcpy(copy, environ, (nenv + 1) * sizeof *copy);
+  memcpy(copy + nenv + 1, envp, nkept * sizeof *copy);
+  char *key = (char *)(copy + nenv + 1 + nkept);
+  memo.at = environ;
+  memo.copy = copy;
+  memo.n = nenv;
+  memo.nkept = nkept;
+  memo.key = key;
+  memo.keylen = keylen;
+  for (size_t i = 0; i < nnames; i++) {
+    memcpy(key, name[i].name, name[i].len + 1); /* "K=" of "K=V" */
+    key += name[i].len + 1;
+  }
+}
+
+/* The job's environment: pointers to environ's entries but those whose
+ * name is set or unset below, then the extra "K=V" strings (a name the
+ * table also sets left out), then the table's string and number values (a
+ * false value, or any other, unsets).  In one buffer (grow): the
+ * pointers, the names, and the table's "K=V" strings. */
+char **tide_spawn_env(lua_State *L, int env, int extra, int top) {
+  extras x = {NULL, 0};
+  each_extra(L, extra, top, count_extra, &x);
+  if (!env && memo.copy) {
+    char **envp = grow((memo.nkept + x.count + 1) * sizeof *envp);
+    if (envp && from_memo(L, extra, top, envp)) return envp;
+  }
+  size_t nenv = 0, nset = 0, bytes = 0;
+  for (char **e = environ; *e; e++)
+    nenv++;
+  if (env) {
+    lua_pushnil(L);
+    while (lua_next(L, env)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        nset++;
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+          size_t klen, vlen;
+          lua_tolstring(L, -2, &klen);
+          lua_tolstring(L, -1, &vlen); /* a number: the stack copy only */
+          bytes += klen + vlen + 2;
+        }
+      }
+      lua_pop(L, 1);
+    }
+  }
+  size_t nnames = nset + x.count;
+  size_t need =
+      (nenv + nnames + 1) * sizeof(char *) + nnames * sizeof(env_name) + bytes;
+  char **envp = grow(need);
+  if (envp == NULL) return NULL;
+  env_name *name = (env_name *)(envp + nenv + nnames + 1);
+  char *at = (char *)(name + nnames);
+  size_t k = 0;
+  if (env) {
+    lua_pushnil(L);
+    while (lua_next(L, env)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        env_name *n = &name[k++];
+        n->name = lua_tolstring(L, -2, &n->len);
+        n->first = n->name[0];
+        n->kv = NULL;
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+          size_t vlen;
+          const char *v = lua_tolstring(L, -1, &vlen);
+          n->kv = at;
+          memcpy(at, n->name, n->len);
+          at[n->len] = '=';
+          memcpy(at + n->len + 1, v, vlen + 1);
+          at += n->len + vlen + 2;
+        }
+      }
+      lua_pop(L, 1);
+    }
+  }
+  x.n = &name[nset];
+  each_extra(L, extra, top, add_extra, &x);
+  /* The table wins over an extra string of the same name. */
+  for (size_t i = nset; i < nnames; i++)
+    for (size_t j = 0; j < nset; j++)
+      if (name[i].len == name[j].len &&
+          memcmp(name[i].name, name[j].name, name[j].len) == 0)
+        name[i].kv = NULL;
+  k = 0;
+  /* The first bytes of the names: most of environ is kept on one test. */
+  uint64_t first[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < nnames; i++)
+    first[(unsigned char)name[i].first >> 6] |=
+        (uint64_t)1 << ((unsigned char)name[i].first & 63);
+  const env_name *end = name + nnames;
+  for (char **e = environ; *e; e++) {
+    unsigned char c = (unsigned char)**e;
+    if (!(first[c >> 6] >> (c & 63) & 1)) {
+      envp[k++] = *e;
+      continue;
+    }
+    const env_name *n = name;
+    while (n < end && !is_named(*e, n))
+      n++;
+    if (n == end) envp[k++] = *e;
+  }
+  if (!env) to_memo(envp, k, nenv, name, nnames);
+  for (size_t i = nset; i < nnames; i++)
+    if (name[i].kv) envp[k++] = (char *)name[i].kv;
+  for (size_t i = 0; i < nset; i++)
+    if (name[i].kv) envp[k++] = (char *)name[i].kv;
+  envp[k] = NULL;
+  return envp;
 }

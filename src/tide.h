@@ -207,8 +207,15 @@ typedef struct tide_spawn_opts {
 
 /* 0, or the errno of what failed (vfork, or the exec itself). */
 int tide_spawn(const tide_spawn_opts *o, pid_t *pid);
-char **tide_spawn_env(lua_State *L, int env);
-void tide_spawn_env_free(char **envp);
+/* The environment of a job: tide's, changed by the table at index env (0:
+ * none) and by the "NAME=value" strings, or lists of them, at indices
+ * extra..top; NULL if out of memory.  Valid until the next call: spawn
+ * with it at once.  Pointers into environ, never copies of it: building it
+ * costs a test or two per variable. */
+char **tide_spawn_env(lua_State *L, int env, int extra, int top);
+/* 0, or the first index in extra..top that is not nil, a "NAME=value"
+ * string or a list of them. */
+int tide_spawn_env_check(lua_State *L, int extra, int top);
 
 /* ---- proc.c: jobs ---- */
 

@@ -29,6 +29,35 @@ describe("tide.core", function()
       .. "nil\tENOENT: no such file or directory (mkdir): '/nonexistent/tide_dir/x'\tENOENT\n", r.out)
   end)
 
+  it("spawn builds a job's environment: tide's, then extra NAME=value strings, then opts.env", function()
+    local r = h.script([[
+      local core = require("tide.core")
+      local sched = require("tide.run.sched")
+      local function env_of(...)
+        local job = assert(core.spawn({ "sh", "-c", "echo $A,$B,$C,${TIDE_E_GONE-unset},$TIDE_E_KEPT,$N" }, ...))
+        sched.await(job)
+        io.write(job:output("stdout"))
+        job:release()
+      end
+      env_of(nil, "A=1")
+      -- the same names again (what was kept of environ is used again), others
+      env_of(nil, "A=2")
+      env_of(nil, "C=3")
+      env_of(nil, { "A=4", "C=5" })
+      env_of(nil, "A=6", "A=7")
+      env_of({ env = { B = "b", TIDE_E_GONE = false, N = 2.5 } }, "A=1", nil, { "B=2", "C=3", "TIDE_E_KEPT=x" })
+      env_of({ env = { TIDE_E_KEPT = "table" } }, { "TIDE_E_KEPT=list", "TIDE_E_GONE=new" })
+      env_of(nil, nil, nil)
+      for _, bad in ipairs({ "A", "=1", 3, { "A=1", true }, { "A=1", "B" }, "A=\0" }) do
+        print((select(2, pcall(core.spawn, { "true" }, nil, bad)):match("bad argument #3 .*")))
+      end
+    ]], {}, { env = { TIDE_E_GONE = "inherited", TIDE_E_KEPT = "kept" } })
+    assert.are.equal(0, r.code, r.err)
+    local bad = ("bad argument #3 to 'tide.core.spawn' ('NAME=value' strings expected)\n"):rep(6)
+    assert.are.equal("1,,,inherited,kept,\n2,,,inherited,kept,\n,,3,inherited,kept,\n4,,5,inherited,kept,\n"
+      .. "7,,,inherited,kept,\n1,b,3,unset,x,2.5\n,,,new,table,\n,,,inherited,kept,\n" .. bad, r.out)
+  end)
+
   it("configure checks its fields", function()
     local r = h.script([[
       local core = require("tide.core")

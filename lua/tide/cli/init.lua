@@ -1175,25 +1175,13 @@ local function run(o)
   local file_of = o["--files"] and gnuout.files(o.tmpdir)
   local print_name, print_rest = printer(o["-k"])
   local skipped = 0
-
-  -- Job slots ({%}): each task takes the lowest free one.
-  local free = {}
-  local function take()
-    for s = 1, slots do
-      if not free[s] then
-        free[s] = true
-        return s
-      end
-    end
-    return slots
-  end
+  pool.gnu_env(p) -- $PARALLEL_JOBSLOT, $PARALLEL_SEQ
 
   p:map(function(job, i)
-    local slot = take()
-    local cmd = build(job, i, slot)
+    -- {%} is the task's slot, the $PARALLEL_JOBSLOT its job gets
+    local cmd = build(job, i, pool.slot())
     if cmd == nil then -- skipped by {choose_k} or {uniq}
       skipped = skipped + 1
-      free[slot] = nil
       if file_of then
         print_name(i, "")
       end
@@ -1206,7 +1194,6 @@ local function run(o)
       io.stderr:write(show(cmd), "\n")
     end
     local r = shell.run(wrapped(cmd, o, popts.shell), { cwd = o.workdir, capture = capture, stdin = job.chunk })
-    free[slot] = nil
     if put_row then
       put_row(i, row_of(r, i, show(cmd), item_of(job, batched, names)))
     end

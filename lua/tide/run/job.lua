@@ -35,6 +35,9 @@ end)
 local report = lazy(function()
   return require("tide.run.report")
 end)
+local resources = lazy(function()
+  return require("tide.run.resources")
+end)
 
 local M = {}
 
@@ -43,11 +46,9 @@ local M = {}
 local MAX_MOVES = 5
 
 -- The options of shell() itself; the job options (timeout, retries...) are
--- options.JOB's, also valid for pools and maps.
-local OPTIONS = {
-  capture = "boolean", check = "boolean", cwd = "string", stdin = "string",
-  env = "table", slots = "slots",
-}
+-- options.JOB's, also valid for pools and maps, and so is the count of a
+-- resource of the job's pool (gpu = 1).
+local OPTIONS = options.SHELL
 
 -- Gate and runtimes of the jobs run outside any pool.
 M.main = {}
@@ -119,8 +120,9 @@ local function from_argv(cmd)
 end
 
 -- Returns opts (never nil) and a table of the job options it sets, checked
--- and normalized, or nil if it sets none.
-local function check_opts(opts)
+-- and normalized, or nil if it sets none.  res: the resources of the pool
+-- the job runs in, if any, whose names are job options too.
+local function check_opts(opts, res)
   if opts == nil then
     return EMPTY
   end
@@ -148,10 +150,21 @@ local function check_opts(opts)
       end
       ctl = ctl or {}
       ctl[k] = value
-    elseif k == "order" then
-      argerror(2, "option 'order' is a map's: set it on pool{...} or p:map(fn, list, {order = ...})")
+    elseif res and res.kind[k] then
+      local value, msg = resources.count(res, k, v)
+      if value == nil then
+        argerror(2, msg)
+      end
+      ctl = ctl or {}
+      ctl[k] = value
+    elseif k == "order" or k == "resources" then
+      argerror(2, ("option '%s' is a %s: set it on pool{...}%s"):format(k, k == "order" and "map's" or "pool's",
+        k == "order" and " or p:map(fn, list, {order = ...})" or ""))
     else
       local near = type(k) == "string" and (util.closest(k, OPTIONS) or util.closest(k, options.JOB))
+      if not near and type(k) == "string" and (res or type(v) == "number") then
+        argerror(2, resources.unknown(k, res))
+      end
       argerror(2, ("unknown option '%s'%s"):format(tostring(k), near and (" (did you mean '%s'?)"):format(near) or ""))
     end
   end
@@ -182,11 +195,13 @@ end
 
 -- Starts the job; when descriptors or processes run out, waits for running
 -- jobs to finish and tries again rather than failing (pool(200) under
--- `ulimit -n 64`).  With nothing running to wait for, gives up.
-local function spawn(argv, spec)
+-- `ulimit -n 64`).  With nothing running to wait for, gives up.  env, more:
+-- "NAME=value" strings or lists of them for its environment (its task's
+-- TIDE_SLOT, its resources), under spec.env.
+local function spawn(argv, spec, env, more)
   local delay = 0.005
   while true do
-    local job, msg, name = core.spawn(argv, spec)
+    local job, msg, name = core.spawn(argv, spec, env, more)
     if job then
       return job
     end
@@ -247,33 +262,62 @@ local Books = {
       b.release()
       b.release = nil
     end
+    if b.grant then
+      resources.release(b.grant)
+      b.grant = nil
+    end
   end,
 }
+
+-- The spawn options of a job run elsewhere: the environment strings tide
+-- gives it (env, more) go to the far end, under the job's own env.
+local function far_spec(spec, env, more)
+  if not (env or more) then
+    return spec
+  end
+  local s, e = {}, {}
+  for k, v in pairs(spec or EMPTY) do
+    s[k] = v
+  end
+  for _, list in ipairs({ type(env) == "string" and { env } or env or EMPTY, more or EMPTY }) do
+    for _, kv in ipairs(list) do
+      local k, v = kv:match("^([^=]*)=(.*)$")
+      e[k] = v
+    end
+  end
+  for k, v in pairs(s.env or EMPTY) do
+    e[k] = v
+  end
+  s.env = e
+  return s
+end
 
 -- One attempt: returns its result, the job (nil if it could not start),
 -- and whether it must run again: stopped for memory, or its connection to
 -- another machine was lost.  o: the output plan, if the job needs one;
--- via: the launcher of a job that runs elsewhere (backend.lua).
-local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
+-- via: the launcher of a job that runs elsewhere (backend.lua); more: the
+-- environment strings of the resources it was given.
+local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via, more)
   if o then
     output.begin(o, cmdstr)
   end
   local grace = pol.kill_grace or state.KILL_GRACE
+  local env = books.task and books.task.env
   local plan
   if via then
     local why
-    plan, why = via.start(argv, cmdstr, spec, pol.slots or 1, grace)
+    plan, why = via.start(argv, cmdstr, far_spec(spec, env, more), pol.slots or 1, grace)
     if not plan then
       return result.not_started(cmdstr, why)
     end
     books.via, books.plan = via, plan
-    argv, spec = plan.argv, plan.spec
+    argv, spec, env, more = plan.argv, plan.spec, nil, nil
   end
   local job, msg, name
   if plan and plan.job then -- on a worker (backend/worker.lua)
     job = plan.job
   else
-    job, msg, name = spawn(argv, spec)
+    job, msg, name = spawn(argv, spec, env, more)
   end
   if not job then
     if plan then
@@ -379,6 +423,8 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   if pol.slots and p then
     books.release = pool.acquire(t, pol.slots, cmdstr)
   end
+  local res = p and p.res
+  local need = res and resources.need(res, pol)
   local retries = pol.retries or (pol.retry and math.huge) or 0
   local tries = retries > 0 and {} or nil
   local gated = pol.delay or pol.max_load or pol.min_free
@@ -396,8 +442,17 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       ctx.gate = ctx.gate or control.gate()
       control.pass(ctx.gate, pol)
     end
-    local again
-    r, job, again = attempt(argv, cmdstr, spec, pol, ctx, books, o, via)
+    local again, more
+    if need then
+      -- held while this attempt runs, not between attempts
+      more = resources.env(resources.acquire(res, need, books))
+    end
+    r, job, again = attempt(argv, cmdstr, spec, pol, ctx, books, o, via, more)
+    if need then
+      result.resources(r, resources.given(books.grant))
+      resources.release(books.grant)
+      books.grant = nil
+    end
     if again == "lost" and moved < MAX_MOVES then
       -- its connection was lost: runs again on another host
       moved = moved + 1
@@ -465,8 +520,9 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
 end
 
 function M.run(cmd, opts)
+  local t = sched.current()
   local ctl
-  opts, ctl = check_opts(opts)
+  opts, ctl = check_opts(opts, t and t.pool and t.pool.res)
   local argv, cmdstr
   local tc = type(cmd)
   if tc == "string" then
@@ -487,7 +543,6 @@ function M.run(cmd, opts)
     spec = { cwd = opts.cwd, env = opts.env, stdin = opts.stdin }
   end
 
-  local t = sched.current()
   local st = t and t.map -- the map whose task this is: its options apply
   local pol = ctl
   if st then
@@ -512,7 +567,7 @@ function M.run(cmd, opts)
     r, tail = run_controlled(argv, cmdstr, opts, spec, pol or EMPTY, t)
   else
     stats.jobs = stats.jobs + 1
-    local job, msg, name = spawn(argv, spec)
+    local job, msg, name = spawn(argv, spec, t and t.env)
     if not job then
       r = result.not_started(cmdstr, msg, name)
       if not opts.capture then

@@ -297,6 +297,12 @@ end
 
 M.JOB = JOB
 
+-- The options of shell() itself, besides the job options.
+M.SHELL = {
+  capture = "boolean", check = "boolean", cwd = "string", stdin = "string",
+  env = "table", slots = "slots",
+}
+
 
 -- The order option of pools and maps: "input" or "finish"; nil and what
 -- was expected otherwise.

@@ -37,6 +37,9 @@ end)
 local sshlogin = lazy(function()
   return require("tide.backend.sshlogin")
 end)
+local resources = lazy(function()
+  return require("tide.run.resources")
+end)
 
 local M = {}
 
@@ -75,15 +78,21 @@ local function check_jobs(n, fname, what, level)
 end
 
 -- Checks the job options and halt of a pool or map options table; returns
--- the job options (nil if none) and the halt spec.
-local function check_options(opts, fname, argn, extra)
+-- the job options (nil if none) and the halt spec.  res: the pool's
+-- resources, whose names are job options too (gpu = 1).
+local function check_options(opts, fname, argn, extra, res)
   local function fail(msg)
     error(("bad argument #%d to '%s' (%s)"):format(argn, fname, msg), 4)
   end
   local jobopts, halt
   for k, v in pairs(opts) do
-    if options.JOB[k] then
-      local value, msg = options.check(k, v)
+    if options.JOB[k] or (res and res.kind[k]) then
+      local value, msg
+      if options.JOB[k] then
+        value, msg = options.check(k, v)
+      else
+        value, msg = resources.count(res, k, v)
+      end
       if value == nil then
         fail(msg)
       end
@@ -100,9 +109,14 @@ local function check_options(opts, fname, argn, extra)
       if not order then
         fail(msg)
       end
+    elseif k == "resources" and fname == "map" then
+      fail("option 'resources' is a pool's: set it on pool{...}")
     elseif not extra[k] then
       local near = type(k) == "string"
         and (util.closest(k, extra) or util.closest(k, options.JOB) or util.closest(k, { "halt", "order" }))
+      if not near and type(k) == "string" and (res or type(v) == "number") then
+        fail(resources.unknown(k, res))
+      end
       fail(("unknown option %s%s"):format(describe(k), near and (" (did you mean '%s'?)"):format(near) or ""))
     end
   end
@@ -148,18 +162,35 @@ local function with_defaults(arg, defaults)
   return merged
 end
 
+local POOL_OPTIONS = {
+  jobs = true, order = true, summary = true, progress = true, record = true, stop_when = true,
+  report = true, trace = true, resources = true,
+}
+local MAP_OPTIONS = { slots = true, order = true, stop_when = true, record = true }
+
+-- Whether name is an option's, so not free for a resource.
+local function taken(name)
+  return options.JOB[name] or options.SHELL[name] or POOL_OPTIONS[name] or MAP_OPTIONS[name]
+    or name == "halt"
+end
+
 -- pool(n) or pool{jobs = n, <job options>, halt = ...}
 function M.new(arg)
   if state.pool_defaults then
     arg = with_defaults(arg, state.pool_defaults)
   end
-  local n, jobopts, halt
+  local n, jobopts, halt, res
   if arg == nil then
     n = state.default_jobs()
   elseif type(arg) == "table" then
-    jobopts, halt = check_options(arg, "pool", 1,
-      { jobs = true, order = true, summary = true, progress = true, record = true, stop_when = true,
-        report = true, trace = true })
+    if arg.resources ~= nil then
+      local why
+      res, why = resources.new(arg.resources, taken)
+      if not res then
+        error(("bad argument #1 to 'pool' (%s)"):format(why), 2)
+      end
+    end
+    jobopts, halt = check_options(arg, "pool", 1, POOL_OPTIONS, res)
     check_sweep(arg, "pool", 1)
     if arg.report or arg.trace then
       report.enable(arg.report or nil, arg.trace or nil)
@@ -191,7 +222,7 @@ function M.new(arg)
   end
   npools = npools + 1
   return setmetatable({
-    size = n, used = 0, queue = {}, grow = {}, jobopts = jobopts, halt = halt or nil,
+    size = n, used = 0, queue = {}, grow = {}, jobopts = jobopts, halt = halt or nil, res = res,
     id = npools, free_lanes = {}, nlanes = 0,
     order = type(arg) == "table" and options.order(arg.order) or nil,
     record = type(arg) == "table" and arg.record or nil,
@@ -462,6 +493,21 @@ local function on_done(t, ok, value, tb)
   maybe_finish(st)
 end
 
+-- "TIDE_SLOT=n" of slot n, made once: every job a task runs is given its
+-- task's (core.spawn's extra environment), and a job costs no string.
+local SLOT_ENV = setmetatable({}, {
+  __index = function(cache, slot)
+    local s = "TIDE_SLOT=" .. slot
+    cache[slot] = s
+    return s
+  end,
+})
+
+-- A one-liner's: GNU parallel's job slot and sequence number too.
+local function gnu_env(slot, i)
+  return { SLOT_ENV[slot], "PARALLEL_JOBSLOT=" .. slot, "PARALLEL_SEQ=" .. i }
+end
+
 -- Starts item, or with resume gives its recorded value at once (no task,
 -- no slot).
 local function start(st, item, w)
@@ -512,6 +558,7 @@ local function start(st, item, w)
     slot = pool.nlanes
   end
   t.slot = slot
+  t.env = pool.gnu and gnu_env(slot, i) or SLOT_ENV[slot]
   if state.report then
     t.lane = npools > 1 and (pool.id .. "." .. slot) or slot
     t.t0r = core.now()
@@ -648,8 +695,6 @@ function Pool:resize(n)
   fill(self)
 end
 
-local MAP_OPTIONS = { slots = true, order = true, stop_when = true, record = true }
-
 function Pool:map(fn, list, opts)
   if getmetatable(self) ~= Pool then
     error("bad argument #1 to 'map' (pool expected; call it as p:map(fn, list))", 2)
@@ -673,7 +718,7 @@ function Pool:map(fn, list, opts)
     if type(opts) ~= "table" then
       error(("bad argument #3 to 'map' (options table expected, got %s)"):format(type(opts)), 2)
     end
-    local own, own_halt = check_options(opts, "map", 3, MAP_OPTIONS)
+    local own, own_halt = check_options(opts, "map", 3, MAP_OPTIONS, self.res)
     check_sweep(opts, "map", 3)
     if own then
       jobopts = jobopts and setmetatable(own, { __index = jobopts }) or own
@@ -771,6 +816,19 @@ function Pool:map(fn, list, opts)
     results.n = st.n
   end
   return results
+end
+
+-- The slot of the calling task, as TIDE_SLOT gives it to its jobs (the
+-- one-liner's {%}); nil outside a map.
+function M.slot()
+  local t = sched.current()
+  return t and t.slot
+end
+
+-- The jobs of p's tasks also get GNU parallel's PARALLEL_JOBSLOT and
+-- PARALLEL_SEQ (the item's number): p runs a one-liner.
+function M.gnu_env(p)
+  p.gnu = true
 end
 
 M.Pool = Pool

@@ -15,6 +15,7 @@
 --               why output was lost (a spill or results file that could
 --               not be written: the job then failed, whatever its status)
 --   r.start     when it started, in seconds since the epoch
+--   r.resources the ids its pool's resources gave it, {gpu = {"0"}}
 local core = require("tide.core")
 local state = require("tide.state")
 
@@ -185,6 +186,11 @@ function M.attempts(r, n, tries, requeued)
   if requeued and requeued > 0 then
     r.requeued = requeued
   end
+end
+
+-- The resource ids the job's (last) attempt was given: {gpu = {"0"}}.
+function M.resources(r, given)
+  r.resources = given
 end
 
 -- The outline of one attempt, kept in r.tries.
