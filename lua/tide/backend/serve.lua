@@ -32,17 +32,7 @@ local function send(kind, id, ...)
   end
 end
 
-local function spawn(argv, spec)
-  local delay = 0.005
-  while true do
-    local job, msg, name = core.spawn(argv, spec)
-    if job or not (name == "EMFILE" or name == "ENFILE" or name == "EAGAIN") or core.running() == 0 then
-      return job, msg, name
-    end
-    sched.sleep(delay)
-    delay = math.min(delay * 2, 0.2)
-  end
-end
+local spawn = sched.start_process -- descriptors short: wait, as locally
 
 local STREAMS = { "stdout", "stderr" }
 

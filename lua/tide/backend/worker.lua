@@ -64,6 +64,15 @@ local function settle(p, code, signal, elapsed, user, sys, rss)
   sched.complete(p)
 end
 
+-- Whoever waits for the connection to be up or to end (M.ready) looks.
+local function wake(conn)
+  local waiting = conn.waiting
+  conn.waiting = {}
+  for _, token in ipairs(waiting) do
+    sched.complete(token)
+  end
+end
+
 -- The end of a connection: its jobs are lost, whoever waits learns why.
 local function closed(conn, why)
   if conn.up == nil then
@@ -76,11 +85,7 @@ local function closed(conn, why)
     p.lost = true
     settle(p, nil, "SIGKILL")
   end
-  local waiting = conn.waiting
-  conn.waiting = {}
-  for _, token in ipairs(waiting) do
-    sched.complete(token)
-  end
+  wake(conn)
 end
 
 local STREAM = { "stdout", "stderr" }
@@ -105,11 +110,7 @@ local function dispatch(conn, kind, id, s)
       error(("worker speaks protocol %s, not %s (tide %s there)"):format(s[1], frame.VERSION, s[2]), 0)
     end
     conn.up, conn.cpus, conn.host = true, tonumber(s[3]), s[4]
-    local waiting = conn.waiting
-    conn.waiting = {}
-    for _, token in ipairs(waiting) do
-      sched.complete(token)
-    end
+    wake(conn)
   end
 end
 

@@ -193,26 +193,10 @@ local function check_opts(opts, res)
   return opts, ctl
 end
 
--- Starts the job; when descriptors or processes run out, waits for running
--- jobs to finish and tries again rather than failing (pool(200) under
--- `ulimit -n 64`).  With nothing running to wait for, gives up.  env, more:
--- "NAME=value" strings or lists of them for its environment (its task's
--- TIDE_SLOT, its resources), under spec.env.
-local function spawn(argv, spec, env, more)
-  local delay = 0.005
-  while true do
-    local job, msg, name = core.spawn(argv, spec, env, more)
-    if job then
-      return job
-    end
-    local transient = name == "EMFILE" or name == "ENFILE" or name == "EAGAIN"
-    if not transient or core.running() == 0 then
-      return nil, msg, name
-    end
-    sched.sleep(delay)
-    delay = math.min(delay * 2, 0.2)
-  end
-end
+-- Starts the job, waiting out a shortage of descriptors or processes.
+-- env, more: "NAME=value" strings or lists of them for its environment
+-- (its task's TIDE_SLOT, its resources), under spec.env.
+local spawn = sched.start_process
 
 -- Prints a finished job's output as one block per stream.
 local function emit(job)

@@ -280,6 +280,26 @@ function M.wait_turn(queue, token, serve)
   end)
 end
 
+-- Starts a process (core.spawn's arguments); when descriptors or
+-- processes run out, waits for running jobs to finish and tries again
+-- rather than failing (pool(200) under `ulimit -n 64`).  With nothing
+-- running to wait for, gives up: nil, message, errname.
+function M.start_process(argv, spec, env, more)
+  local delay = 0.005
+  while true do
+    local job, msg, name = core.spawn(argv, spec, env, more)
+    if job then
+      return job
+    end
+    local transient = name == "EMFILE" or name == "ENFILE" or name == "EAGAIN"
+    if not transient or core.running() == 0 then
+      return nil, msg, name
+    end
+    M.sleep(delay)
+    delay = math.min(delay * 2, 0.2)
+  end
+end
+
 -- Sleeps the calling task (or the whole script, from the main chunk).
 function M.sleep(seconds)
   local timer = core.timer(seconds)
