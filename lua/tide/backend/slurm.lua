@@ -144,21 +144,17 @@ end
 local function fleet(key, extra, ntasks)
   local f = fleets[key]
   if not f then
-    f = { waiting = {} }
+    f = {}
     fleets[key] = f
+  end
+  sched.once(f, function()
     local ok, why = start_fleet(f, extra, ntasks)
-    f.state, f.why = ok and "up" or "none", why
+    f.up = ok
     if not ok then
       util.warn(("no tide worker could start under Slurm (%s): one srun per job"):format(why))
     end
-    for _, token in ipairs(f.waiting) do
-      sched.complete(token)
-    end
-    f.waiting = {}
-  elseif not f.state then
-    sched.wait_turn(f.waiting, {})
-  end
-  return f.state == "up" and f
+  end)
+  return f.up and f
 end
 
 -- The least busy worker that is up, or nil if none is left; a worker that

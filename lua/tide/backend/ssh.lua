@@ -172,21 +172,17 @@ end
 local function ensure_master(h)
   local m = masters[h.login]
   if m == nil then
-    m = { state = "starting", waiting = {}, host = h }
+    m = { host = h, worker = {} }
     masters[h.login] = m
     base_argv(h) -- names the socket
+  end
+  sched.once(m, function()
     local up, why = start_master(m, h)
     m.state = up and "up" or "down"
     if not up then
       warn(("host '%s' is down: %s"):format(h.login, why))
     end
-    for _, token in ipairs(m.waiting) do
-      sched.complete(token)
-    end
-    m.waiting = nil
-  elseif m.state == "starting" then
-    wait_in(m.waiting)
-  end
+  end)
   h.down = m.state == "down"
   return not h.down
 end
@@ -256,20 +252,13 @@ end
 -- each).
 local function ensure_worker(h)
   local m = masters[h.login]
-  if m.wstate == nil then
-    m.wstate, m.wwaiting = "starting", {}
-    local conn, why = start_worker(h)
-    m.conn, m.wstate = conn, conn and "up" or "none"
-    if not conn then
+  sched.once(m.worker, function()
+    local why
+    m.conn, why = start_worker(h)
+    if not m.conn then
       warn(("host '%s' cannot run a tide worker (%s): one ssh session per job"):format(h.login, why))
     end
-    for _, token in ipairs(m.wwaiting) do
-      sched.complete(token)
-    end
-    m.wwaiting = nil
-  elseif m.wstate == "starting" then
-    wait_in(m.wwaiting)
-  end
+  end)
   return m.conn
 end
 

@@ -300,6 +300,25 @@ function M.start_process(argv, spec, env, more)
   end
 end
 
+-- Runs start() once for box (a table of the caller's): the first caller
+-- runs it, and it may wait; callers that come meanwhile wait until it has
+-- returned.  What start found is the caller's to keep in box.
+function M.once(box, start)
+  if box.once_done then
+    return
+  elseif box.once_waiting then
+    M.wait_turn(box.once_waiting, {})
+    return
+  end
+  box.once_waiting = {}
+  start()
+  box.once_done = true
+  for _, token in ipairs(box.once_waiting) do
+    M.complete(token)
+  end
+  box.once_waiting = nil
+end
+
 -- Sleeps the calling task (or the whole script, from the main chunk).
 function M.sleep(seconds)
   local timer = core.timer(seconds)
