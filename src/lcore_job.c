@@ -174,6 +174,14 @@ static int job_spill_error(lua_State *L) {
   return 2;
 }
 
+/* job:store(store, stream) -> offset, length | nil, message, errname:
+ * copies the stream's kept output into an output store (core.store), where
+ * order = "input" holds it until its turn. */
+static int job_store(lua_State *L) {
+  tide_job *j = checkjob(L);
+  return tide_store_add(L, 2, &j->buf[streamarg(L, 3)]);
+}
+
 /* ---- watched output: taking complete lines ---- */
 
 static tide_lines *checklines(lua_State *L, tide_job **jp, int *kp) {
@@ -543,16 +551,11 @@ void tide_job_register(lua_State *L) {
                                      {"kill", job_kill},
                                      {"terminate", job_terminate},
                                      {"hangup", job_hangup},
+                                     {"store", job_store},
                                      {"feed", job_feed},
                                      {"settle", job_settle},
                                      {"send", job_send},
                                      {"take", job_take},
                                      {NULL, NULL}};
   tide_obj_class(L, JOB_MT, methods, job_gc);
-}
-
-tide_buf *tide_job_buf(lua_State *L, int idx) {
-  tide_obj **u = luaL_checkudata(L, idx, JOB_MT);
-  if (*u == NULL) luaL_argerror(L, idx, "job already collected");
-  return &((tide_job *)*u)->buf[streamarg(L, idx + 1)];
 }

@@ -21,10 +21,10 @@ static tide_buf *checkstore(lua_State *L) {
   return luaL_checkudata(L, 1, STORE_MT);
 }
 
-/* store:add(job, stream) -> offset, length | nil, message, errname */
-static int store_add(lua_State *L) {
-  tide_buf *s = checkstore(L);
-  const tide_buf *from = tide_job_buf(L, 2);
+/* Copies from, a job's stream, into the store at idx (job:store): pushes
+ * offset, length | nil, message, errname. */
+int tide_store_add(lua_State *L, int idx, const tide_buf *from) {
+  tide_buf *s = luaL_checkudata(L, idx, STORE_MT);
   uint64_t off = tide_buf_size(s);
   int rc = tide_buf_copy(s, from);
   if (rc < 0) return tide_pusherr(L, rc, "spill", tide_spill_dir());
@@ -70,8 +70,7 @@ int tide_store_new(lua_State *L) {
 }
 
 void tide_store_register(lua_State *L) {
-  static const luaL_Reg methods[] = {{"add", store_add},
-                                     {"write", store_write},
+  static const luaL_Reg methods[] = {{"write", store_write},
                                      {"reset", store_reset},
                                      {"__gc", store_reset},
                                      {NULL, NULL}};

@@ -356,9 +356,8 @@ void tide_loop_close(void);
 int tide_job_spawn(lua_State *L);
 int tide_job_virtual_new(lua_State *L);
 void tide_job_register(lua_State *L);
-/* The buffer of a job's stream (the job at idx, the stream name at idx+1),
- * for the output store. */
-tide_buf *tide_job_buf(lua_State *L, int idx);
+/* Copies a job's stream into the output store at idx (job:store). */
+int tide_store_add(lua_State *L, int idx, const tide_buf *from);
 void tide_store_register(lua_State *L);
 int tide_store_new(lua_State *L);
 /* core.glob(pattern), matches in file system order */

@@ -143,8 +143,7 @@ local function emit(job, o)
   end
   store = store or core.store()
   for k = 1, 2 do
-    -- a job on a worker keeps its output in its virtual job (worker.lua)
-    local off, len = store:add(job.vj or job, STREAMS[k])
+    local off, len = job:store(store, STREAMS[k])
     if not off then
       -- the store cannot grow (disk full): print now rather than lose it
       warn(("cannot hold output until its turn (%s): printing it now"):format(len))
