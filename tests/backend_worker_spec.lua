@@ -221,6 +221,98 @@ describe("workers", function()
     assert.are.equal("", h.squeue_empty(ENV))
   end)
 
+  -- A job that holds its ids while n jobs run at once (at most 10 s): it
+  -- prints CLASH if a running job holds the same id on the same place,
+  -- TOGETHER once n ran at once.  A place is the sshd port the job came
+  -- through (the two test hosts are two ports of one machine), or "node".
+  local HOLD = [[
+    local function hold(n, opts)
+      local d = os.getenv("TIDE_W_DIR")
+      return shell("k=${SSH_CONNECTION##* }; k=${k:-node}; for g in $(echo $TIDE_GPU | tr , ' '); do "
+        .. "mkdir " .. d .. "/hold-$k-$g 2>/dev/null || echo CLASH; done; touch " .. d .. "/on-$$; i=0; "
+        .. "while [ $(ls " .. d .. " | grep -c '^on-') -lt " .. n .. " ] && [ $i -lt 500 ]; do "
+        .. "sleep 0.02; i=$((i+1)); done; [ $i -lt 500 ] && echo TOGETHER; "
+        .. "for g in $(echo $TIDE_GPU | tr , ' '); do rmdir " .. d .. "/hold-$k-$g; done; "
+        .. "echo \"$TIDE_GPU $CUDA_VISIBLE_DEVICES\"", opts)
+    end
+  ]]
+
+  local function held(src, sh, code)
+    local dir = h.tmpdir()
+    local env = {}
+    for k, v in pairs(ENV) do
+      env[k] = v
+    end
+    env.TIDE_W_DIR = dir
+    local script = h.spit(dir .. "/s.lua", HOLD .. src)
+    local r = h.sh((sh or "") .. " " .. h.quote(h.TIDE) .. " " .. h.quote(script), { env = env })
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(code or 0, r.code, r.err)
+    assert.falsy(r.out:find("CLASH"), r.out)
+    return r.out
+  end
+
+  it("give each ssh host its own ids: two hosts' GPU 0 in use at once", function()
+    local out = held(([[
+      local rs = pool{jobs = 4, %s, resources = {gpu = {0}}}:map(function(i)
+        return hold(2, {gpu = 1, capture = true})
+      end, {1, 2})
+      for _, r in ipairs(rs) do print(r.host, r.resources.gpu[1], (r.stdout:gsub("\n", " "))) end
+    ]]):format(HOSTS))
+    assert.matches(svc.host_a .. "\t0\tTOGETHER 0 0", out, 1, true)
+    assert.matches(svc.host_b .. "\t0\tTOGETHER 0 0", out, 1, true)
+  end)
+
+  it("give a host the ids the pool names for it, and a job that needs more the host that has them", function()
+    local out = held(([[
+      local p = pool{jobs = 4, %s, resources = {gpu = {ids = {0}, hosts = {[%q] = {5, 6}}}}}
+      local rs = p:map(function(i) return hold(1, {gpu = i < 4 and 1 or 2, capture = true}) end, {1, 2, 3, 4})
+      for _, r in ipairs(rs) do print(r.host, table.concat(r.resources.gpu, ","), r.ok) end
+      local r = p:map(function() return shell("true", {gpu = 2, hosts = {%q}, ssh = %s}) end, {1})[1]
+      print("alone", r.ok, r.error)
+    ]]):format(HOSTS, svc.host_b, svc.host_a, SSH), nil, 1)
+    assert.matches("alone\tfalse\tno host that is up has the ids asked for: 2 'gpu' ids asked for, '"
+      .. svc.host_a .. "' has 1 (0)", out, 1, true)
+    local n = 0
+    for host, ids in out:gmatch("([^\n]+)\t(%S+)\ttrue\n") do
+      n = n + 1
+      if host == svc.host_a then
+        assert.are.equal("0", ids)
+      else
+        assert.truthy(ids == "5" or ids == "6" or ids == "5,6", out)
+      end
+    end
+    assert.are.equal(4, n, out)
+    assert.matches(svc.host_b .. "\t5,6\ttrue", out, 1, true) -- the job that needs 2
+  end)
+
+  it("give a Slurm node the ids of its GRES when its step has some", function()
+    -- the pool lists 2 ids, the allocation's GRES 3: three jobs hold one each at once
+    local out = held([[
+      local rs = pool{jobs = 3, backend = "slurm", resources = {gpu = {7, 8}}}:map(function(i)
+        return hold(3, {gpu = 1, capture = true})
+      end, {1, 2, 3})
+      for _, r in ipairs(rs) do print(r.resources.gpu[1], (r.stdout:gsub("\n", " "))) end
+    ]], "salloc -Q -n3 --gres=gpu:3")
+    local seen = {}
+    for id, rest in out:gmatch("(%d)\t([^\n]*)") do
+      assert.truthy(id == "0" or id == "1" or id == "2", out)
+      assert.are.equal("TOGETHER " .. id .. " " .. id .. " ", rest)
+      seen[id] = true
+    end
+    assert.are.same({ ["0"] = true, ["1"] = true, ["2"] = true }, seen)
+  end)
+
+  it("give a Slurm node the ids the pool names for it (its own allocation, no GRES)", function()
+    local out = held([[
+      local p = pool{jobs = 2, backend = "slurm", resources = {gpu = {ids = {7}, hosts = {tide = {4, 5}}}}}
+      local rs = p:map(function(i) return hold(2, {gpu = 1, capture = true}) end, {1, 2})
+      for _, r in ipairs(rs) do print(r.host, r.resources.gpu[1], (r.stdout:gsub("\n", " "))) end
+    ]])
+    assert.matches("tide\t4\tTOGETHER 4 4", out, 1, true)
+    assert.matches("tide\t5\tTOGETHER 5 5", out, 1, true)
+  end)
+
   for _, b in ipairs({ { "ssh", HOSTS }, { "Slurm", "jobs = 3, backend = 'slurm'" } }) do
     it("leave nothing running on " .. b[1] .. " when tide is killed with SIGKILL", function()
       local mark = h.mark("workkill" .. b[1])

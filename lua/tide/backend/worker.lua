@@ -109,7 +109,10 @@ local function dispatch(conn, kind, id, s)
     if s[1] ~= frame.VERSION then
       error(("worker speaks protocol %s, not %s (tide %s there)"):format(s[1], frame.VERSION, s[2]), 0)
     end
-    conn.up, conn.cpus, conn.host = true, tonumber(s[3]), s[4]
+    conn.up, conn.cpus, conn.host, conn.env = true, tonumber(s[3]), s[4], {}
+    for k, v in (s[5] or ""):gmatch("([^=\n]+)=([^\n]*)") do
+      conn.env[k] = v
+    end
     wake(conn)
   end
 end
