@@ -128,6 +128,21 @@ describe("workers", function()
     assert.matches("is down: its worker was lost", r.err, 1, true)
   end)
 
+  it("count a loss as a failed attempt with moves = 0: retries then apply", function()
+    for _, case in ipairs({ { "retries = 1", "true\t2\tdone" }, { "retries = 0", "false\t1\t\tconnection to '" } }) do
+      local dir = h.tmpdir()
+      local r = run(([[
+        local r = pool{%s, moves = 0, %s}:map(function(i)
+          return shell("if mkdir %s/once 2>/dev/null; then kill -9 $PPID; sleep 5; fi; echo done", {capture = true})
+        end, {1})[1]
+        print(r.ok, r.attempts, (r.stdout:gsub("\n", "")), r.error)
+      ]]):format(HOSTS, case[1], dir))
+      os.execute("rm -rf " .. h.quote(dir))
+      assert.matches(case[2], r.out, 1, true)
+      assert.matches("is down: its worker was lost", r.err, 1, true)
+    end
+  end)
+
   it("send tide to a host that does not have it at the same path", function()
     local dir = h.tmpdir()
     local copy = dir .. "/tide-copy"

@@ -42,7 +42,7 @@ end)
 local M = {}
 
 -- How many times a job whose connection was lost moves to another host
--- before its failure stands.
+-- before a loss counts as a failed attempt (the moves option).
 local MAX_MOVES = 5
 
 -- The options of shell() itself; the job options (timeout, retries...) are
@@ -448,7 +448,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       resources.release(books.grant)
       books.grant = nil
     end
-    if again == "lost" and moved < MAX_MOVES then
+    if again == "lost" and moved < (pol.moves or MAX_MOVES) then
       -- its connection was lost: runs again on another host
       moved = moved + 1
       job:release()
