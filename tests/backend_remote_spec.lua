@@ -7,11 +7,7 @@ local svc = h.services()
 local ENV = h.service_env()
 local SSH = ("%q"):format(svc.ssh)
 
-local function run(src, opts)
-  opts = opts or {}
-  opts.env = opts.env or ENV
-  return h.script(src, opts.args, opts)
-end
+local run = h.service_script
 
 -- The sshd serving a connection: the parent of the job's parent (the
 -- worker, or the Perl wrapper of a session per job).
@@ -129,10 +125,7 @@ describe("ssh hosts", function()
 
   it("remove their control sockets' private directory on Ctrl-C", function()
     local tmp = h.tmpdir()
-    local env = { TMPDIR = tmp }
-    for k, v in pairs(ENV) do
-      env[k] = v
-    end
+    local env = h.service_env({ TMPDIR = tmp })
     local r = h.signal_run(([[
       local here = io.popen("pwd"):read("l")
       pool{hosts = {"1/%s"}, ssh = %s}:map(function(i)

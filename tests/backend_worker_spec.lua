@@ -10,11 +10,7 @@ local ENV = h.service_env()
 local SSH = ("%q"):format(svc.ssh)
 local HOSTS = ("hosts = {'2/%s', '2/%s'}, ssh = %s"):format(svc.host_a, svc.host_b, SSH)
 
-local function run(src, opts)
-  opts = opts or {}
-  opts.env = opts.env or ENV
-  return h.script(src, opts.args, opts)
-end
+local run = h.service_script
 
 -- A sweep whose printout says everything a result carries that does not
 -- depend on where it ran: output modes, codes, signals, timeouts,
@@ -56,11 +52,7 @@ local SWEEP = [[
 
 local function sweep(opts)
   local dir = h.tmpdir()
-  local env = {}
-  for k, v in pairs(ENV) do
-    env[k] = v
-  end
-  env.TIDE_W_DIR = dir
+  local env = h.service_env({ TIDE_W_DIR = dir })
   local first = run(([[
     pool{jobs = 2, %s}:map(function(i) return shell("exit 0") end, {1, 2, 3}, {record = %q})
   ]]):format(opts, dir .. "/rec.jsonl"), { env = env })
@@ -254,11 +246,7 @@ describe("workers", function()
 
   local function held(src, sh, code)
     local dir = h.tmpdir()
-    local env = {}
-    for k, v in pairs(ENV) do
-      env[k] = v
-    end
-    env.TIDE_W_DIR = dir
+    local env = h.service_env({ TIDE_W_DIR = dir })
     local script = h.spit(dir .. "/s.lua", HOLD .. src)
     local r = h.sh((sh or "") .. " " .. h.quote(h.TIDE) .. " " .. h.quote(script), { env = env })
     os.execute("rm -rf " .. h.quote(dir))

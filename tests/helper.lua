@@ -339,12 +339,21 @@ function M.squeue_empty(env)
   return left
 end
 
-function M.service_env()
+function M.service_env(extra)
   local env = {}
-  for k, v in pairs(M.services().env) do
-    env[k] = v
+  for _, t in ipairs({ M.services().env, extra or {} }) do
+    for k, v in pairs(t) do
+      env[k] = v
+    end
   end
   return env
+end
+
+-- h.script with the services' environment unless opts.env is given.
+function M.service_script(src, opts)
+  opts = opts or {}
+  opts.env = opts.env or M.service_env()
+  return M.script(src, opts.args, opts)
 end
 
 -- The run report in a real headless Chromium (Debian's chromium, which
