@@ -308,10 +308,14 @@ describe("workers", function()
 
   it("give a Slurm node the ids the pool names for it (its own allocation, no GRES)", function()
     local out = held([[
-      local p = pool{jobs = 2, backend = "slurm", resources = {gpu = {ids = {7}, hosts = {tide = {4, 5}}}}}
+      local p = pool{jobs = 2, backend = "slurm", resources = {gpu = {ids = {7, 8, 9}, hosts = {tide = {4, 5}}}}}
       local rs = p:map(function(i) return hold(2, {gpu = 1, capture = true}) end, {1, 2})
       for _, r in ipairs(rs) do print(r.host, r.resources.gpu[1], (r.stdout:gsub("\n", " "))) end
-    ]])
+      local r = p:map(function() return shell("true", {gpu = 3}) end, {1})[1]
+      print("three", r.ok, r.error)
+    ]], nil, 1)
+    assert.matches("three\tfalse\tno Slurm node has the ids asked for: 3 'gpu' ids asked for, 'tide' has 2 (4, 5)",
+      out, 1, true)
     assert.matches("tide\t4\tTOGETHER 4 4", out, 1, true)
     assert.matches("tide\t5\tTOGETHER 5 5", out, 1, true)
   end)

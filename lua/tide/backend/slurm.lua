@@ -185,13 +185,14 @@ end
 -- some worker is still starting, and why none could ever run the job (no
 -- node has that many ids); a worker that could not start is said so once.
 local function pick(f, want)
-  local best, left, could, why = nil, false, false, nil
+  local best, left, could, why = nil, false, false, "no Slurm worker is up"
   for _, n in ipairs(f) do
     local up = n.conn.up
     if up and not n.down then
       local r, ok = want and ids_of(f, n, want.set), true
       if r then
         ok, why = resources.could(r, want.need)
+        why = why and "no Slurm node has the ids asked for: " .. why
       end
       could = could or ok
       if (not best or n.busy < best.busy) and (not r or resources.fits(r, want.need)) then
@@ -206,7 +207,7 @@ local function pick(f, want)
       end
     end
   end
-  return best, left, not (could or left) and (why or "no Slurm worker is up")
+  return best, left, not (could or left) and why
 end
 
 function M.launcher(pol)
@@ -235,7 +236,7 @@ function M.launcher(pol)
         n.busy = n.busy + w
         return { node = n, w = w, grant = want and resources.try(ids_of(f, n, want.set), want.need) }
       elseif never then
-        return nil, want and f.up and ("no Slurm node has the ids asked for: " .. never) or never
+        return nil, never
       end
       -- wait for ids to come back or a worker to come up (or not)
       local token = {}
