@@ -49,6 +49,42 @@ function M.tmpdir()
   return d
 end
 
+-- A fresh temporary directory for each test of the describe block this is
+-- called in, given to set before the test and removed after it.
+function M.tmpdir_each(set)
+  local busted = require("busted") -- a spec's before_each is in its own environment
+  local dir
+  busted.before_each(function()
+    dir = M.tmpdir()
+    set(dir)
+  end)
+  busted.after_each(function()
+    os.execute("rm -rf " .. M.quote(dir))
+  end)
+end
+
+-- The lines of s that end in a newline, without it.
+function M.lines(s)
+  local t = {}
+  for l in s:gmatch("([^\n]*)\n") do
+    t[#t + 1] = l
+  end
+  return t
+end
+
+-- The lines of the file at path; none if it cannot be read.
+function M.file_lines(path)
+  local t = {}
+  local f = io.open(path, "rb")
+  if f then
+    for l in f:lines() do
+      t[#t + 1] = l
+    end
+    f:close()
+  end
+  return t
+end
+
 function M.now()
   local p = io.popen("date +%s.%N")
   local t = tonumber(p:read("l"))

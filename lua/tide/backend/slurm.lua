@@ -160,11 +160,7 @@ end
 
 -- Wakes whoever waits for a node of f to free ids or to come up.
 local function wake(f)
-  local waiting = f.waiting
-  f.waiting = {}
-  for _, token in ipairs(waiting) do
-    sched.complete(token)
-  end
+  sched.complete_all(f.waiting)
 end
 
 -- n's allocator of set's resources: the ids Slurm gave its step (GRES,

@@ -267,11 +267,10 @@ end
 -- Wakes hs's waiters: one when slots come back, all when ids do (each
 -- may want a different host's, or none).
 local function wake(hs, all)
-  for _ = 1, all and #hs.waiting or 1 do
-    local token = table.remove(hs.waiting, 1)
-    if token then
-      sched.complete(token)
-    end
+  if all then
+    sched.complete_all(hs.waiting)
+  elseif hs.waiting[1] then
+    sched.complete(table.remove(hs.waiting, 1))
   end
 end
 

@@ -66,11 +66,7 @@ end
 
 -- Whoever waits for the connection to be up or to end (M.ready) looks.
 local function wake(conn)
-  local waiting = conn.waiting
-  conn.waiting = {}
-  for _, token in ipairs(waiting) do
-    sched.complete(token)
-  end
+  sched.complete_all(conn.waiting)
 end
 
 -- The end of a connection: its jobs are lost, whoever waits learns why.
