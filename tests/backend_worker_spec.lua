@@ -215,18 +215,21 @@ describe("workers", function()
     assert.are.equal("", h.squeue_empty(ENV))
   end)
 
-  it("leave nothing running and no allocation on Ctrl-C", function()
-    local S = h.sleeper(h.mark("workint"))
-    local r = h.signal_run(([[
-      local here = io.popen("pwd"):read("l")
-      pool{jobs = 3, backend = "slurm"}:map(function(i)
-        return shell("touch ready" .. i .. "; %s 300", {cwd = here})
-      end, {1, 2, 3, 4})
-    ]]):format(S), { ready = 3, signals = { { 0.2, "INT" } }, env = ENV })
-    assert.are.equal(130, r.code, r.err)
-    assert.are.equal(0, h.gone(h.mark("workint"), 5))
-    assert.are.equal("", h.squeue_empty(ENV))
-  end)
+  -- and with workers = false, a step a job: none queued is left either
+  for _, mode in ipairs({ { "workers", "" }, { "steps", ", workers = false" } }) do
+    it("leave nothing running and no allocation on Ctrl-C (Slurm " .. mode[1] .. ")", function()
+      local mark = h.mark("int" .. mode[1])
+      local r = h.signal_run(([[
+        local here = io.popen("pwd"):read("l")
+        pool{jobs = 3, backend = "slurm"%s}:map(function(i)
+          return shell("touch ready" .. i .. "; %s 300", {cwd = here})
+        end, {1, 2, 3, 4, 5, 6})
+      ]]):format(mode[2], h.sleeper(mark)), { ready = 3, signals = { { 0.2, "INT" } }, env = ENV })
+      assert.are.equal(130, r.code, r.err)
+      assert.are.equal(0, h.gone(mark, 5))
+      assert.are.equal("", h.squeue_empty(ENV))
+    end)
+  end
 
   -- A job that holds its ids while n jobs run at once (at most 10 s): it
   -- prints CLASH if a running job holds the same id on the same place,
