@@ -85,6 +85,14 @@ function M.file_lines(path)
   return t
 end
 
+-- The first line of the Lua error a script must stop with (exit 2), its
+-- path shortened to script.lua.
+function M.error_of(src)
+  local r = M.script(src)
+  assert(r.code == 2, ("exit %s, not 2: %s"):format(r.code, r.out))
+  return (r.err:match("^tide: [^\n]*"):gsub("/[^ ]*/script%.lua", "script.lua"))
+end
+
 function M.now()
   local p = io.popen("date +%s.%N")
   local t = tonumber(p:read("l"))
