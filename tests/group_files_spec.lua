@@ -149,7 +149,9 @@ describe("grouped output through files", function()
   end)
 
   it("auto keeps a pipe for stderr: a background child writing just after the exit is waited for", function()
+    -- a drain of 10 s, not 0.1, as in shell_spec: no race with a loaded machine
     local r = run("auto", [[
+      require("tide.core").configure({ drain = 10 })
       shell("head -c 300000 /dev/zero >&2; head -c 300000 /dev/zero")
       local r = shell("(sleep 0.05; echo late) & echo early", { capture = true })
       io.stderr:write(r.stdout)
