@@ -30,29 +30,11 @@ function M.encode(kind, id, ...)
   return kind .. " " .. id .. " " .. n .. (n > 0 and " " .. concat(lens, " ") or "") .. "\n" .. concat(strs)
 end
 
--- A reader of frames out of a byte stream: r:push(bytes), then
--- r:next() -> kind, id, strings (a list), or nil until a whole frame came.
--- A malformed header raises: the far end is not a tide worker.
-local Reader = {}
-Reader.__index = Reader
-
-function M.reader()
-  return setmetatable({ buf = "", pos = 1 }, Reader)
-end
-
-function Reader:push(bytes)
-  if bytes ~= "" then
-    if self.pos > 1 then
-      self.buf = self.buf:sub(self.pos) .. bytes
-      self.pos = 1
-    else
-      self.buf = self.buf .. bytes
-    end
-  end
-end
-
-function Reader:next()
-  local buf, pos = self.buf, self.pos
+-- The frame at buf[pos..]: kind, id, strings (a list), the position after
+-- it; or nil and how many bytes from pos the frame needs (nil while its
+-- header is not whole).  A malformed header raises: the far end is not a
+-- tide worker.
+local function parse(buf, pos)
   local nl = buf:find("\n", pos, true)
   if not nl then
     if #buf - pos > 4096 then
@@ -74,18 +56,73 @@ function Reader:next()
     error(("not a tide worker: bad frame header %q"):format(buf:sub(pos, nl - 1)), 0)
   end
   if #buf - nl < total then
-    return nil
+    return nil, nl - pos + 1 + total
   end
   local strs, at = {}, nl + 1
   for i = 1, n do
     strs[i] = buf:sub(at, at + lens[i] - 1)
     at = at + lens[i]
   end
-  self.pos = at
-  if at > #buf then
-    self.buf, self.pos = "", 1
+  return kind, tonumber(id), strs, at
+end
+
+-- A reader of frames out of a byte stream: r:push(bytes), then
+-- r:next() -> kind, id, strings (a list), or nil until a whole frame came.
+--
+-- What came and was not read yet is buf[pos..] and then the chunks pushed
+-- since: they are joined only when a frame's header is wanted or its
+-- whole body is there, so a big frame arriving in many reads is copied
+-- once, not once a read.
+local Reader = {}
+Reader.__index = Reader
+
+function M.reader()
+  return setmetatable({ buf = "", pos = 1, chunks = {}, nchunks = 0, avail = 0, need = nil }, Reader)
+end
+
+function Reader:push(bytes)
+  if bytes ~= "" then
+    local n = self.nchunks + 1
+    self.chunks[n], self.nchunks, self.avail = bytes, n, self.avail + #bytes
   end
-  return kind, tonumber(id), strs
+end
+
+local function join(self)
+  local chunks, n = self.chunks, self.nchunks
+  if self.pos <= #self.buf then
+    table.insert(chunks, 1, self.buf:sub(self.pos))
+    n = n + 1
+  end
+  self.buf, self.pos, self.nchunks = concat(chunks, "", 1, n), 1, 0
+  for i = n, 1, -1 do
+    chunks[i] = nil
+  end
+end
+
+function Reader:next()
+  local need = self.need
+  if need and self.avail < need then
+    return nil -- the frame whose header was read is not whole yet
+  end
+  if self.nchunks > 0 and (need or not self.buf:find("\n", self.pos, true)) then
+    join(self)
+  end
+  local kind, id, strs, at = parse(self.buf, self.pos)
+  if not kind and id and self.avail >= id then -- whole, its end among the chunks
+    join(self)
+    kind, id, strs, at = parse(self.buf, self.pos)
+  end
+  if not kind then
+    self.need = id
+    return nil
+  end
+  self.need, self.avail = nil, self.avail - (at - self.pos)
+  if at > #self.buf then
+    self.buf, self.pos = "", 1
+  else
+    self.pos = at
+  end
+  return kind, id, strs
 end
 
 return M
