@@ -70,6 +70,32 @@ describe("tide.core", function()
     assert.are.equal(0, r.code, r.err)
     assert.are.equal("false\nfalse\nfalse\nfalse\n32\t2\n", r.out)
   end)
+
+  it("frame and unframe: values as tostring writes them, partial and malformed frames, bad arguments", function()
+    local r = h.script([[
+      local core = require("tide.core")
+      local f = core.frame("end", 7, { 0, "", 0.5, 2 ^ 63, -1, true }, 7) -- the 7th is nil
+      print((f:gsub("\n", "|")))
+      local kind, id, s, at = core.unframe("xx" .. f .. "tail", 3)
+      print(kind, id, #s, s[3], s[7], at == #f + 3)
+      print(core.unframe(f:sub(1, 10)), core.unframe(f:sub(1, -2)))
+      for _, bad in ipairs({ "GET / HTTP/1.0\n", "run 1 2 3\nabc", "run x 0\n", "run 1 1 99999999999999999\n",
+                             ("y"):rep(5000) }) do
+        print(core.unframe(bad))
+      end
+      print(pcall(core.frame, "k", -1, {}))
+      print(pcall(core.frame, "k", 1, {}, -1))
+      print(pcall(core.unframe, "x", 3))
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("end 7 7 1 0 3 19 2 4 3|00.59.2233720368548e+18-1truenil\n"
+      .. "end\t7\t7\t0.5\tnil\ttrue\n"
+      .. "nil\tnil\t55\n"
+      .. "false\theader\nfalse\tcount\nfalse\theader\nfalse\theader\nfalse\tlong\n"
+      .. "false\tbad argument #2 to 'tide.core.frame' (negative id)\n"
+      .. "false\tbad argument #4 to 'tide.core.frame' (bad count)\n"
+      .. "false\tbad argument #2 to 'tide.core.unframe' (out of range)\n", r.out)
+  end)
 end)
 
 describe("the host", function()

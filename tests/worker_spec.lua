@@ -90,8 +90,8 @@ describe("frames (backend/frame.lua)", function()
     local r = h.script([[
       local frame = require("tide.backend.frame")
       local big = ("x\n\0"):rep(50000)
-      local bytes = frame.encode("out", 3, 1, big) .. frame.encode("end", 3, 0, "", 0.5, 7)
-        .. frame.encode("hello", 0) .. frame.encode("run", 12, "", "a b", "\n")
+      local bytes = frame.encode("out", 3, {1, big}) .. frame.encode("end", 3, {0, "", 0.5, 7})
+        .. frame.encode("hello", 0, {}) .. frame.encode("run", 12, {"", "a b", "\n"})
       local function read(step)
         local fr, got = frame.reader(), {}
         for i = 1, #bytes, step do

@@ -13,57 +13,29 @@ local M = {}
 -- Protocol version: a worker of another version is refused at hello.
 M.VERSION = "1"
 
-local concat = table.concat
+local core = require("tide.core")
 
--- The bytes of one frame.
-function M.encode(kind, id, ...)
-  local n = select("#", ...)
-  local lens, strs = {}, { ... }
-  for i = 1, n do
-    local s = strs[i]
-    if type(s) ~= "string" then
-      s = tostring(s)
-      strs[i] = s
-    end
-    lens[i] = #s
-  end
-  return kind .. " " .. id .. " " .. n .. (n > 0 and " " .. concat(lens, " ") or "") .. "\n" .. concat(strs)
-end
+local concat = table.concat
+local unframe = core.unframe
+
+-- The bytes of one frame carrying the strings list[1..n] (n defaults to
+-- #list; numbers go as tostring writes them): core.frame.
+M.encode = core.frame
 
 -- The frame at buf[pos..]: kind, id, strings (a list), the position after
 -- it; or nil and how many bytes from pos the frame needs (nil while its
 -- header is not whole).  A malformed header raises: the far end is not a
 -- tide worker.
 local function parse(buf, pos)
-  local nl = buf:find("\n", pos, true)
-  if not nl then
-    if #buf - pos > 4096 then
-      error(("not a tide worker: %q"):format(buf:sub(pos, pos + 79)), 0)
+  local kind, id, strs, at = unframe(buf, pos)
+  if kind == false then
+    local nl = buf:find("\n", pos, true)
+    if id == "count" then
+      error(("not a tide worker: bad frame header %q"):format(buf:sub(pos, nl - 1)), 0)
     end
-    return nil
+    error(("not a tide worker: %q"):format(buf:sub(pos, math.min((nl or #buf + 1) - 1, pos + 79))), 0)
   end
-  local kind, id, n, rest = buf:sub(pos, nl - 1):match("^(%a+) (%d+) (%d+) ?([%d ]*)$")
-  if not kind then
-    error(("not a tide worker: %q"):format(buf:sub(pos, math.min(nl - 1, pos + 79))), 0)
-  end
-  n = tonumber(n)
-  local lens, total = {}, 0
-  for l in rest:gmatch("%d+") do
-    lens[#lens + 1] = tonumber(l)
-    total = total + lens[#lens]
-  end
-  if #lens ~= n then
-    error(("not a tide worker: bad frame header %q"):format(buf:sub(pos, nl - 1)), 0)
-  end
-  if #buf - nl < total then
-    return nil, nl - pos + 1 + total
-  end
-  local strs, at = {}, nl + 1
-  for i = 1, n do
-    strs[i] = buf:sub(at, at + lens[i] - 1)
-    at = at + lens[i]
-  end
-  return kind, tonumber(id), strs, at
+  return kind, id, strs, at
 end
 
 -- A reader of frames out of a byte stream: r:push(bytes), then

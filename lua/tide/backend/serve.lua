@@ -20,11 +20,11 @@ local tasks = 0 -- requests not finished (their jobs may not have started)
 local stopping = false -- stdin ended: stop every job, start none for long
 local gone = false -- the coordinator's end of stdout is closed
 
-local function send(kind, id, ...)
+local function send(kind, id, list, n)
   if gone then
     return
   end
-  if not core.write(1, frame.encode(kind, id, ...)) then
+  if not core.write(1, frame.encode(kind, id, list, n)) then
     gone = true -- no one to tell: stop everything
     for _, job in pairs(jobs) do
       job:terminate(state.KILL_GRACE)
@@ -59,7 +59,7 @@ local function run(id, s)
   end
   local job, msg, name = spawn(argv, spec)
   if not job then
-    send("fail", id, msg, name or "")
+    send("fail", id, { msg, name or "" }, 2)
     return
   end
   jobs[id] = job
@@ -70,7 +70,7 @@ local function run(id, s)
     for k, stream in ipairs(STREAMS) do
       local b = job:take(stream)
       if b ~= "" then
-        send("out", id, k, b)
+        send("out", id, { k, b }, 2)
       end
     end
   end
@@ -81,7 +81,7 @@ local function run(id, s)
   jobs[id] = nil
   local code, signal, elapsed = job:result()
   local user, sys, rss = job:usage()
-  send("end", id, code or "", signal or "", elapsed, user, sys, rss)
+  send("end", id, { code or "", signal or "", elapsed, user, sys, rss }, 6)
   job:release()
 end
 
@@ -134,7 +134,7 @@ function M.main()
     io.stderr:write("tide --worker: cannot read stdin: ", msg, "\n")
     return 2
   end
-  send("hello", 0, frame.VERSION, core.version, core.cpus(), M.hostname())
+  send("hello", 0, { frame.VERSION, core.version, core.cpus(), M.hostname() }, 4)
   local fr = frame.reader()
   local ended = false
   while not ended and not gone do
