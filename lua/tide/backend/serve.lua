@@ -20,15 +20,31 @@ local tasks = 0 -- requests not finished (their jobs may not have started)
 local stopping = false -- stdin ended: stop every job, start none for long
 local gone = false -- the coordinator's end of stdout is closed
 
-local function send(kind, id, list, n)
-  if gone then
+-- Frames go out once a loop turn, all at once, before the worker waits
+-- (sched.on_idle): jobs that end together cost one write, not one each.
+local pending, npending = {}, 0
+
+local function flush()
+  if npending == 0 then
     return
   end
-  if not core.write(1, frame.encode(kind, id, list, n)) then
+  local bytes = npending == 1 and pending[1] or table.concat(pending, "", 1, npending)
+  for i = 1, npending do
+    pending[i] = nil
+  end
+  npending = 0
+  if not gone and not core.write(1, bytes) then
     gone = true -- no one to tell: stop everything
     for _, job in pairs(jobs) do
       job:terminate(state.KILL_GRACE)
     end
+  end
+end
+
+local function send(kind, id, list, n)
+  if not gone then
+    npending = npending + 1
+    pending[npending] = frame.encode(kind, id, list, n)
   end
 end
 
@@ -134,6 +150,7 @@ function M.main()
     io.stderr:write("tide --worker: cannot read stdin: ", msg, "\n")
     return 2
   end
+  sched.on_idle = flush
   send("hello", 0, { frame.VERSION, core.version, core.cpus(), M.hostname() }, 4)
   local fr = frame.reader()
   local ended = false
@@ -157,6 +174,7 @@ function M.main()
   sched.drive(function()
     return tasks == 0
   end)
+  flush()
   return 0
 end
 
