@@ -61,11 +61,16 @@ end
 
 local function join(self)
   local chunks, n = self.chunks, self.nchunks
-  if self.pos <= #self.buf then
-    table.insert(chunks, 1, self.buf:sub(self.pos))
-    n = n + 1
+  if self.pos > #self.buf and n == 1 then
+    self.buf = chunks[1] -- the usual case: nothing left over, one read
+  else
+    if self.pos <= #self.buf then
+      table.insert(chunks, 1, self.buf:sub(self.pos))
+      n = n + 1
+    end
+    self.buf = concat(chunks, "", 1, n)
   end
-  self.buf, self.pos, self.nchunks = concat(chunks, "", 1, n), 1, 0
+  self.pos, self.nchunks = 1, 0
   for i = n, 1, -1 do
     chunks[i] = nil
   end
