@@ -59,13 +59,18 @@ function Reader:push(bytes)
   end
 end
 
+-- (`..` of two strings copies once; table.concat copies twice, into its
+-- buffer and out of it.)
 local function join(self)
   local chunks, n = self.chunks, self.nchunks
-  if self.pos > #self.buf and n == 1 then
+  local rest = self.pos <= #self.buf and self.buf:sub(self.pos)
+  if not rest and n == 1 then
     self.buf = chunks[1] -- the usual case: nothing left over, one read
+  elseif rest and n == 1 then
+    self.buf = rest .. chunks[1]
   else
-    if self.pos <= #self.buf then
-      table.insert(chunks, 1, self.buf:sub(self.pos))
+    if rest then
+      table.insert(chunks, 1, rest)
       n = n + 1
     end
     self.buf = concat(chunks, "", 1, n)
