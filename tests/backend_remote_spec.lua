@@ -7,11 +7,7 @@ local svc = h.services()
 local ENV = h.service_env()
 local SSH = ("%q"):format(svc.ssh)
 
-local function run(src, opts)
-  opts = opts or {}
-  opts.env = opts.env or ENV
-  return h.script(src, opts.args, opts)
-end
+local run = h.service_script
 
 -- The sshd serving a connection: the parent of the job's parent (the
 -- worker, or the Perl wrapper of a session per job).
@@ -129,10 +125,7 @@ describe("ssh hosts", function()
 
   it("remove their control sockets' private directory on Ctrl-C", function()
     local tmp = h.tmpdir()
-    local env = { TMPDIR = tmp }
-    for k, v in pairs(ENV) do
-      env[k] = v
-    end
+    local env = h.service_env({ TMPDIR = tmp })
     local r = h.signal_run(([[
       local here = io.popen("pwd"):read("l")
       pool{hosts = {"1/%s"}, ssh = %s}:map(function(i)
@@ -250,19 +243,6 @@ describe("slurm", function()
       n = n + 1
     end
     assert.are.equal(3, n, r.out) -- three different steps
-  end)
-
-  it("cancels running jobs on Ctrl-C and leaves nothing queued", function()
-    local S = h.sleeper(h.mark("slurmint"))
-    local r = h.signal_run(([[
-      local here = io.popen("pwd"):read("l")
-      pool{jobs = 3, backend = "slurm"}:map(function(i)
-        return shell("touch ready" .. i .. "; %s 300", {cwd = here})
-      end, {1, 2, 3, 4, 5, 6})
-    ]]):format(S), { ready = 3, signals = { { 0.2, "INT" } }, env = ENV })
-    assert.are.equal(130, r.code, r.err)
-    assert.are.equal(0, h.gone(h.mark("slurmint"), 5))
-    assert.are.equal("", h.squeue_empty(ENV))
   end)
 
   it("reports a job srun cannot start as a failure with srun's message", function()

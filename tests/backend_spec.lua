@@ -4,7 +4,6 @@
 local h = require("tests.helper")
 
 local svc = h.services()
-local ENV = h.service_env()
 
 local function lua_string(s)
   return ("%q"):format(s)
@@ -21,11 +20,7 @@ local BACKENDS = {
   { "slurm steps", "backend = 'slurm', workers = false" },
 }
 
-local function run(src, opts)
-  opts = opts or {}
-  opts.env = opts.env or ENV
-  return h.script(src, opts.args, opts)
-end
+local run = h.service_script
 
 -- Prints every field of each result that must not depend on the backend,
 -- one line per job.

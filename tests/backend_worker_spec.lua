@@ -10,11 +10,7 @@ local ENV = h.service_env()
 local SSH = ("%q"):format(svc.ssh)
 local HOSTS = ("hosts = {'2/%s', '2/%s'}, ssh = %s"):format(svc.host_a, svc.host_b, SSH)
 
-local function run(src, opts)
-  opts = opts or {}
-  opts.env = opts.env or ENV
-  return h.script(src, opts.args, opts)
-end
+local run = h.service_script
 
 -- A sweep whose printout says everything a result carries that does not
 -- depend on where it ran: output modes, codes, signals, timeouts,
@@ -56,11 +52,7 @@ local SWEEP = [[
 
 local function sweep(opts)
   local dir = h.tmpdir()
-  local env = {}
-  for k, v in pairs(ENV) do
-    env[k] = v
-  end
-  env.TIDE_W_DIR = dir
+  local env = h.service_env({ TIDE_W_DIR = dir })
   local first = run(([[
     pool{jobs = 2, %s}:map(function(i) return shell("exit 0") end, {1, 2, 3}, {record = %q})
   ]]):format(opts, dir .. "/rec.jsonl"), { env = env })
@@ -126,6 +118,21 @@ describe("workers", function()
       assert.matches(("%d\ttrue\t1\tdone %d\n"):format(i, i), r.out)
     end
     assert.matches("is down: its worker was lost", r.err, 1, true)
+  end)
+
+  it("count a loss as a failed attempt with moves = 0: retries then apply", function()
+    for _, case in ipairs({ { "retries = 1", "true\t2\tdone" }, { "retries = 0", "false\t1\t\tconnection to '" } }) do
+      local dir = h.tmpdir()
+      local r = run(([[
+        local r = pool{%s, moves = 0, %s}:map(function(i)
+          return shell("if mkdir %s/once 2>/dev/null; then kill -9 $PPID; sleep 5; fi; echo done", {capture = true})
+        end, {1})[1]
+        print(r.ok, r.attempts, (r.stdout:gsub("\n", "")), r.error)
+      ]]):format(HOSTS, case[1], dir))
+      os.execute("rm -rf " .. h.quote(dir))
+      assert.matches(case[2], r.out, 1, true)
+      assert.matches("is down: its worker was lost", r.err, 1, true)
+    end
   end)
 
   it("send tide to a host that does not have it at the same path", function()
@@ -208,17 +215,112 @@ describe("workers", function()
     assert.are.equal("", h.squeue_empty(ENV))
   end)
 
-  it("leave nothing running and no allocation on Ctrl-C", function()
-    local S = h.sleeper(h.mark("workint"))
-    local r = h.signal_run(([[
-      local here = io.popen("pwd"):read("l")
-      pool{jobs = 3, backend = "slurm"}:map(function(i)
-        return shell("touch ready" .. i .. "; %s 300", {cwd = here})
-      end, {1, 2, 3, 4})
-    ]]):format(S), { ready = 3, signals = { { 0.2, "INT" } }, env = ENV })
-    assert.are.equal(130, r.code, r.err)
-    assert.are.equal(0, h.gone(h.mark("workint"), 5))
-    assert.are.equal("", h.squeue_empty(ENV))
+  -- and with workers = false, a step a job: none queued is left either
+  for _, mode in ipairs({ { "workers", "" }, { "steps", ", workers = false" } }) do
+    it("leave nothing running and no allocation on Ctrl-C (Slurm " .. mode[1] .. ")", function()
+      local mark = h.mark("int" .. mode[1])
+      local r = h.signal_run(([[
+        local here = io.popen("pwd"):read("l")
+        pool{jobs = 3, backend = "slurm"%s}:map(function(i)
+          return shell("touch ready" .. i .. "; %s 300", {cwd = here})
+        end, {1, 2, 3, 4, 5, 6})
+      ]]):format(mode[2], h.sleeper(mark)), { ready = 3, signals = { { 0.2, "INT" } }, env = ENV })
+      assert.are.equal(130, r.code, r.err)
+      assert.are.equal(0, h.gone(mark, 5))
+      assert.are.equal("", h.squeue_empty(ENV))
+    end)
+  end
+
+  -- A job that holds its ids while n jobs run at once (at most 10 s): it
+  -- prints CLASH if a running job holds the same id on the same place,
+  -- TOGETHER once n ran at once.  A place is the sshd port the job came
+  -- through (the two test hosts are two ports of one machine), or "node".
+  local HOLD = [[
+    local function hold(n, opts)
+      local d = os.getenv("TIDE_W_DIR")
+      return shell("k=${SSH_CONNECTION##* }; k=${k:-node}; for g in $(echo $TIDE_GPU | tr , ' '); do "
+        .. "mkdir " .. d .. "/hold-$k-$g 2>/dev/null || echo CLASH; done; touch " .. d .. "/on-$$; i=0; "
+        .. "while [ $(ls " .. d .. " | grep -c '^on-') -lt " .. n .. " ] && [ $i -lt 500 ]; do "
+        .. "sleep 0.02; i=$((i+1)); done; [ $i -lt 500 ] && echo TOGETHER; "
+        .. "for g in $(echo $TIDE_GPU | tr , ' '); do rmdir " .. d .. "/hold-$k-$g; done; "
+        .. "echo \"$TIDE_GPU $CUDA_VISIBLE_DEVICES\"", opts)
+    end
+  ]]
+
+  local function held(src, sh, code)
+    local dir = h.tmpdir()
+    local env = h.service_env({ TIDE_W_DIR = dir })
+    local script = h.spit(dir .. "/s.lua", HOLD .. src)
+    local r = h.sh((sh or "") .. " " .. h.quote(h.TIDE) .. " " .. h.quote(script), { env = env })
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(code or 0, r.code, r.err)
+    assert.falsy(r.out:find("CLASH"), r.out)
+    return r.out
+  end
+
+  it("give each ssh host its own ids: two hosts' GPU 0 in use at once", function()
+    local out = held(([[
+      local rs = pool{jobs = 4, %s, resources = {gpu = {0}}}:map(function(i)
+        return hold(2, {gpu = 1, capture = true})
+      end, {1, 2})
+      for _, r in ipairs(rs) do print(r.host, r.resources.gpu[1], (r.stdout:gsub("\n", " "))) end
+    ]]):format(HOSTS))
+    assert.matches(svc.host_a .. "\t0\tTOGETHER 0 0", out, 1, true)
+    assert.matches(svc.host_b .. "\t0\tTOGETHER 0 0", out, 1, true)
+  end)
+
+  it("give a host the ids the pool names for it, and a job that needs more the host that has them", function()
+    local out = held(([[
+      local p = pool{jobs = 4, %s, resources = {gpu = {ids = {0}, hosts = {[%q] = {5, 6}}}}}
+      local rs = p:map(function(i) return hold(1, {gpu = i < 4 and 1 or 2, capture = true}) end, {1, 2, 3, 4})
+      for _, r in ipairs(rs) do print(r.host, table.concat(r.resources.gpu, ","), r.ok) end
+      local r = p:map(function() return shell("true", {gpu = 2, hosts = {%q}, ssh = %s}) end, {1})[1]
+      print("alone", r.ok, r.error)
+    ]]):format(HOSTS, svc.host_b, svc.host_a, SSH), nil, 1)
+    assert.matches("alone\tfalse\tno host that is up has the ids asked for: 2 'gpu' ids asked for, '"
+      .. svc.host_a .. "' has 1 (0)", out, 1, true)
+    local n = 0
+    for host, ids in out:gmatch("([^\n]+)\t(%S+)\ttrue\n") do
+      n = n + 1
+      if host == svc.host_a then
+        assert.are.equal("0", ids)
+      else
+        assert.truthy(ids == "5" or ids == "6" or ids == "5,6", out)
+      end
+    end
+    assert.are.equal(4, n, out)
+    assert.matches(svc.host_b .. "\t5,6\ttrue", out, 1, true) -- the job that needs 2
+  end)
+
+  it("give a Slurm node the ids of its GRES when its step has some", function()
+    -- the pool lists 2 ids, the allocation's GRES 3: three jobs hold one each at once
+    local out = held([[
+      local rs = pool{jobs = 3, backend = "slurm", resources = {gpu = {7, 8}}}:map(function(i)
+        return hold(3, {gpu = 1, capture = true})
+      end, {1, 2, 3})
+      for _, r in ipairs(rs) do print(r.resources.gpu[1], (r.stdout:gsub("\n", " "))) end
+    ]], "salloc -Q -n3 --gres=gpu:3")
+    local seen = {}
+    for id, rest in out:gmatch("(%d)\t([^\n]*)") do
+      assert.truthy(id == "0" or id == "1" or id == "2", out)
+      assert.are.equal("TOGETHER " .. id .. " " .. id .. " ", rest)
+      seen[id] = true
+    end
+    assert.are.same({ ["0"] = true, ["1"] = true, ["2"] = true }, seen)
+  end)
+
+  it("give a Slurm node the ids the pool names for it (its own allocation, no GRES)", function()
+    local out = held([[
+      local p = pool{jobs = 2, backend = "slurm", resources = {gpu = {ids = {7, 8, 9}, hosts = {tide = {4, 5}}}}}
+      local rs = p:map(function(i) return hold(2, {gpu = 1, capture = true}) end, {1, 2})
+      for _, r in ipairs(rs) do print(r.host, r.resources.gpu[1], (r.stdout:gsub("\n", " "))) end
+      local r = p:map(function() return shell("true", {gpu = 3}) end, {1})[1]
+      print("three", r.ok, r.error)
+    ]], nil, 1)
+    assert.matches("three\tfalse\tno Slurm node has the ids asked for: 3 'gpu' ids asked for, 'tide' has 2 (4, 5)",
+      out, 1, true)
+    assert.matches("tide\t4\tTOGETHER 4 4", out, 1, true)
+    assert.matches("tide\t5\tTOGETHER 5 5", out, 1, true)
   end)
 
   for _, b in ipairs({ { "ssh", HOSTS }, { "Slurm", "jobs = 3, backend = 'slurm'" } }) do

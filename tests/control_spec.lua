@@ -467,7 +467,7 @@ describe("throttles", function()
     { "{ delay = 'x' }", "option 'delay' must be" }, { "{ max_load = 0 }", "option 'max_load' must be" },
     { "{ min_free = '2X' }", "option 'min_free' must be" }, { "{ retries = 1.5 }", "option 'retries' must be" },
     { "{ backoff = 0.5 }", "option 'backoff' must be" }, { "{ retry = 1 }", "option 'retry' must be" },
-    { "{ slots = 0 }", "option 'slots' must be" },
+    { "{ slots = 0 }", "option 'slots' must be" }, { "{ moves = -1 }", "option 'moves' must be a whole number" },
   }) do
     it("reject shell('true', " .. case[1] .. ")", function()
       local r = h.script(("\nshell('true', %s)\n"):format(case[1]))

@@ -9,18 +9,7 @@ local q = h.quote
 
 local SEED, TRIALS, ITEMS, JOBS = 18, 20, 40, 4
 
-local function lines(path)
-  local out = {}
-  local f = io.open(path, "rb")
-  if not f then
-    return out
-  end
-  for l in f:lines() do
-    out[#out + 1] = l
-  end
-  f:close()
-  return out
-end
+local lines = h.file_lines
 
 describe("crash consistency", function()
   it(("kill -9 at random moments, %d trials: exactly once, files parse, nothing survives"):format(TRIALS), function()

@@ -2,13 +2,7 @@
 -- print what they promise.
 local h = require("tests.helper")
 
-local function lines_of(s)
-  local t = {}
-  for l in s:gmatch("[^\n]+") do
-    t[#t + 1] = l
-  end
-  return t
-end
+local lines_of = h.lines
 
 describe("examples", function()
   it("grid.lua writes one result file per combination and prints the best", function()

@@ -322,15 +322,8 @@ describe("item records", function()
       end
     ]], nil, { cwd = dir })
     assert.are.equal(0, r.code, r.err)
-    local function lines(path)
-      local n = 0
-      for _ in io.lines(path) do
-        n = n + 1
-      end
-      return n
-    end
-    assert.are.equal(6, lines(dir .. "/rec"))
-    assert.are.equal(6, lines(dir .. "/res/results.jsonl"))
+    assert.are.equal(6, #h.file_lines(dir .. "/rec"))
+    assert.are.equal(6, #h.file_lines(dir .. "/res/results.jsonl"))
     os.execute("rm -rf " .. q(dir))
   end)
 end)

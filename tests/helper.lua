@@ -49,6 +49,50 @@ function M.tmpdir()
   return d
 end
 
+-- A fresh temporary directory for each test of the describe block this is
+-- called in, given to set before the test and removed after it.
+function M.tmpdir_each(set)
+  local busted = require("busted") -- a spec's before_each is in its own environment
+  local dir
+  busted.before_each(function()
+    dir = M.tmpdir()
+    set(dir)
+  end)
+  busted.after_each(function()
+    os.execute("rm -rf " .. M.quote(dir))
+  end)
+end
+
+-- The lines of s that end in a newline, without it.
+function M.lines(s)
+  local t = {}
+  for l in s:gmatch("([^\n]*)\n") do
+    t[#t + 1] = l
+  end
+  return t
+end
+
+-- The lines of the file at path; none if it cannot be read.
+function M.file_lines(path)
+  local t = {}
+  local f = io.open(path, "rb")
+  if f then
+    for l in f:lines() do
+      t[#t + 1] = l
+    end
+    f:close()
+  end
+  return t
+end
+
+-- The first line of the Lua error a script must stop with (exit 2), its
+-- path shortened to script.lua.
+function M.error_of(src)
+  local r = M.script(src)
+  assert(r.code == 2, ("exit %s, not 2: %s"):format(r.code, r.out))
+  return (r.err:match("^tide: [^\n]*"):gsub("/[^ ]*/script%.lua", "script.lua"))
+end
+
 function M.now()
   local p = io.popen("date +%s.%N")
   local t = tonumber(p:read("l"))
@@ -339,12 +383,21 @@ function M.squeue_empty(env)
   return left
 end
 
-function M.service_env()
+function M.service_env(extra)
   local env = {}
-  for k, v in pairs(M.services().env) do
-    env[k] = v
+  for _, t in ipairs({ M.services().env, extra or {} }) do
+    for k, v in pairs(t) do
+      env[k] = v
+    end
   end
   return env
+end
+
+-- h.script with the services' environment unless opts.env is given.
+function M.service_script(src, opts)
+  opts = opts or {}
+  opts.env = opts.env or M.service_env()
+  return M.script(src, opts.args, opts)
 end
 
 -- The run report in a real headless Chromium (Debian's chromium, which

@@ -5,13 +5,7 @@ local q = h.quote
 
 local LINE = "^(%d+)\t:\t(%d+%.%d%d%d)\t(%d+%.%d%d%d)\t0\t0\t(%-?%d+)\t(%d+)\t(.*)$"
 
-local function lines(path)
-  local t = {}
-  for l in io.lines(path) do
-    t[#t + 1] = l
-  end
-  return t
-end
+local lines = h.file_lines
 
 local function count(s, word)
   local n = 0
@@ -25,11 +19,8 @@ end
 
 describe("job log", function()
   local dir
-  before_each(function()
-    dir = h.tmpdir()
-  end)
-  after_each(function()
-    os.execute("rm -rf " .. q(dir))
+  h.tmpdir_each(function(d)
+    dir = d
   end)
 
   it("writes GNU parallel's format, one line per job, shared by pools", function()

@@ -12,13 +12,7 @@ local function binary(n)
   return table.concat(t)
 end
 
-local function lines(s)
-  local t = {}
-  for l in s:gmatch("([^\n]*)\n") do
-    t[#t + 1] = l
-  end
-  return t
-end
+local lines = h.lines
 
 local function count(s, pat)
   local n = 0

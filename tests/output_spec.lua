@@ -17,14 +17,7 @@ local function pattern(len)
   return table.concat(parts):sub(1, len)
 end
 
--- Splits s into lines (without the newlines).
-local function lines(s)
-  local t = {}
-  for l in s:gmatch("([^\n]*)\n") do
-    t[#t + 1] = l
-  end
-  return t
-end
+local lines = h.lines
 
 -- Asserts that the lines tagged "<job>:<k>" come as one contiguous block of
 -- 1..count per job, for jobs 1..njobs.

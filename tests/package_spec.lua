@@ -46,11 +46,8 @@ end
 
 describe("installing tide", function()
   local work
-  before_each(function()
-    work = h.tmpdir()
-  end)
-  after_each(function()
-    os.execute("rm -rf " .. q(work))
+  h.tmpdir_each(function(d)
+    work = d
   end)
 
   it("cmake --install puts the binary, module, man page, completion and docs in the prefix", function()

@@ -21,11 +21,8 @@ end
 
 describe("the run report", function()
   local dir
-  before_each(function()
-    dir = h.tmpdir()
-  end)
-  after_each(function()
-    os.execute("rm -rf " .. q(dir))
+  h.tmpdir_each(function(d)
+    dir = d
   end)
 
   it("shows every job, item and metric of a run where all went well", function()

@@ -221,6 +221,15 @@ describe("resources", function()
       { "pool{resources = {gpu = {ids = {0}, env = {'A=B'}}}}", "option 'resources': gpu.env[1] must be a variable" },
       { "pool{resources = {gpu = {ids = {0}, env = 'X'}}}", "option 'resources': gpu.env must be a list" },
       { "pool{resources = {gpu = {ids = {0}, envs = {}}}}", "option 'resources': gpu has an unknown field 'envs'" },
+      { "pool{resources = {gpu = {ids = {0}, hosts = {}}}}",
+        "option 'resources': gpu.hosts must be a table of a host's" },
+      { "pool{resources = {gpu = {ids = {0}, hosts = {{1}}}}}", "option 'resources': gpu.hosts: 1 is not a host name" },
+      { "pool{resources = {gpu = {ids = {0}, hosts = {n2 = {1, 1}}}}}",
+        "option 'resources': gpu.hosts['n2']: id '1' is given twice" },
+      { "pool{resources = {gpu = {ids = {0}, hosts = {n2 = 'x'}}}}",
+        "option 'resources': gpu.hosts['n2'] must be a list of ids" },
+      { "pool{resources = {gpu = {ids = {0}, hosts = {n2 = {0, 1}}}}, gpu = 3}",
+        "bad argument #1 to 'pool' (option 'gpu' asks for 3 ids but no host has more than 2)" },
       { "pool{resources = {gpu = {ids = {}}}}", "option 'resources': gpu has no ids" },
       { "pool{resources = {gpu = 4}}", "option 'resources': gpu must be a list of ids such as {0, 1}" },
       { "pool{resources = {timeout = {0}}}", "option 'resources': 'timeout' is the name of an option" },
@@ -247,6 +256,16 @@ describe("resources", function()
         assert.truthy(r.err:find("script.lua:3: " .. "[^\n]*" .. case[2]:gsub("%p", "%%%0")), r.err)
       end)
     end
+
+    it("fails a local job that asks for more ids than the pool has, when only a host has that many", function()
+      local r = h.script([[
+        local p = pool{resources = {gpu = {ids = {0}, hosts = {n2 = {0, 1}}}}}
+        local r = p:map(function() return shell("true", {gpu = 2, capture = true}) end, {1})[1]
+        print(r.ok, r.error)
+      ]])
+      assert.are.equal(1, r.code, r.err)
+      assert.are.equal("false\t2 'gpu' ids asked for, the pool has 1 (0)\n", r.out)
+    end)
 
     for _, case in ipairs({
       { "{gpu = 3}", "bad argument #2 to 'shell' (option 'gpu' asks for 3 ids but the pool has 2 (0, 1))" },

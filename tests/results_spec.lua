@@ -9,11 +9,8 @@ end
 
 describe("item records", function()
   local dir
-  before_each(function()
-    dir = h.tmpdir()
-  end)
-  after_each(function()
-    os.execute("rm -rf " .. q(dir))
+  h.tmpdir_each(function(d)
+    dir = d
   end)
 
   it("write one JSON line per item and resume from them with the same results", function()

@@ -43,11 +43,7 @@ local function run(src, opts)
 end
 
 -- A script that must fail with a Lua error at its line 1.
-local function error_of(src)
-  local r = h.script(src)
-  assert.are.equal(2, r.code, r.out)
-  return (r.err:match("^tide: [^\n]*"):gsub("/[^ ]*/script%.lua", "script.lua"))
-end
+local error_of = h.error_of
 
 describe("range", function()
   it("is inclusive like a numeric for, with integers when a and step are", function()

@@ -8,11 +8,7 @@ local function run(src, opts)
   return r.out
 end
 
-local function error_of(src)
-  local r = h.script(src)
-  assert.are.equal(2, r.code, r.out)
-  return (r.err:match("^tide: [^\n]*"):gsub("/[^ ]*/script%.lua", "script.lua"))
-end
+local error_of = h.error_of
 
 -- In the scripts below: HOSTILE, values that break naive quoting, and
 -- PRINTER, a command printing each argument it got as "length:bytes\n"

@@ -43,7 +43,13 @@ describe("tide --worker", function()
   it("says hello and exits when its stdin ends", function()
     local r = worker("")
     assert.are.equal(0, r.code, r.err)
-    assert.matches("^hello 0 4 %d+ %d+ %d+ %d+\n1", r.out)
+    assert.matches("^hello 0 5 %d+ %d+ %d+ %d+ 0\n1", r.out) -- no device variables
+  end)
+
+  it("says in its hello which devices its environment gives it (Slurm's GRES)", function()
+    local r = worker("", { env = { CUDA_VISIBLE_DEVICES = "2,3", ROCR_VISIBLE_DEVICES = "1" } })
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("CUDA_VISIBLE_DEVICES=2,3\nROCR_VISIBLE_DEVICES=1$"), r.out)
   end)
 
   it("runs a job and sends its output and its end, bytes exact", function()

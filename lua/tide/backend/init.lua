@@ -5,8 +5,12 @@
 -- (output modes, timeouts, retries, halts, the job log, resume) works on
 -- that process as it does on a local job.
 --
--- A launcher has start(argv, cmdstr, spec, slots, grace) -> plan (argv and
--- spec to spawn here) or nil and why; finish(plan, r) -> the facts of how
+-- A launcher has place(slots, want) -> plan, the host or node the attempt
+-- runs on with its slots taken there, and plan.grant, the ids of want's
+-- resources there (want: {set, need, holder}, see run/resources.lua), or
+-- nil and why when no place can run it; start(plan, argv, cmdstr, spec,
+-- grace), which completes the plan with argv and spec to spawn here, or
+-- plan.job, a job on a worker; finish(plan, r) -> the facts of how
 -- the job ended there, for result.from_far_end (host, far, code, signal,
 -- error), with lost = "lost" when the attempt must run again elsewhere
 -- (its connection was lost), reading r but never changing it; abandon(plan)

@@ -143,6 +143,24 @@ function M.hostname()
   return name or "?"
 end
 
+-- The variables through which a worker's environment says which devices
+-- are its own: Slurm sets them for a step given GRES (--gres=gpu:2), and
+-- the coordinator then hands out those ids on this node (resources.lua).
+local DEVICE_VARS = { "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL",
+  "ZE_AFFINITY_MASK" }
+
+-- "NAME=value" lines of the device variables that are set.
+local function devices()
+  local lines = {}
+  for _, name in ipairs(DEVICE_VARS) do
+    local v = os.getenv(name)
+    if v then
+      lines[#lines + 1] = name .. "=" .. v
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
 -- Serves until stdin ends; returns the exit status.
 function M.main()
   local rd, msg = core.reader(0)
@@ -151,7 +169,7 @@ function M.main()
     return 2
   end
   sched.on_idle = flush
-  send("hello", 0, { frame.VERSION, core.version, core.cpus(), M.hostname() }, 4)
+  send("hello", 0, { frame.VERSION, core.version, core.cpus(), M.hostname(), devices() }, 5)
   local fr = frame.reader()
   local ended = false
   while not ended and not gone do

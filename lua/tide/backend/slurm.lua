@@ -35,6 +35,7 @@
 local core = require("tide.core")
 local private = require("tide.backend.private")
 local remote = require("tide.backend.remote")
+local resources = require("tide.run.resources")
 local sched = require("tide.run.sched")
 local state = require("tide.state")
 local util = require("tide.util")
@@ -130,7 +131,7 @@ local function start_fleet(f, extra, ntasks)
   for _, a in ipairs(argvs) do
     local argv = table.move(a, 1, #a, 1, {})
     table.move({ "--", self, "--worker" }, 1, 3, #argv + 1, argv)
-    f[#f + 1] = { conn = worker.open(argv), busy = 0 }
+    f[#f + 1] = { conn = worker.open(argv), busy = 0, res = setmetatable({}, { __mode = "k" }) }
   end
   local conns = {}
   for i, n in ipairs(f) do
@@ -144,7 +145,7 @@ end
 local function fleet(key, extra, ntasks)
   local f = fleets[key]
   if not f then
-    f = {}
+    f = { waiting = {} }
     fleets[key] = f
   end
   sched.once(f, function()
@@ -157,14 +158,40 @@ local function fleet(key, extra, ntasks)
   return f.up and f
 end
 
--- The least busy worker that is up, or nil if none is left; a worker that
--- could not start is said so once.
-local function pick(f)
-  local best, left
+-- Wakes whoever waits for a node of f to free ids or to come up.
+local function wake(f)
+  sched.complete_all(f.waiting)
+end
+
+-- n's allocator of set's resources: the ids Slurm gave its step (GRES,
+-- which its worker reported), else the ones the pool names for the node,
+-- else the pool's.
+local function ids_of(f, n, set)
+  local r = n.res[set]
+  if not r then
+    r = resources.place(set, n.conn.host or "?", n.conn.env, function()
+      wake(f)
+    end)
+    n.res[set] = r
+  end
+  return r
+end
+
+-- The least busy worker that is up and has want's ids free; then whether
+-- some worker is still starting, and why none could ever run the job (no
+-- node has that many ids); a worker that could not start is said so once.
+local function pick(f, want)
+  local best, left, could, why = nil, false, false, "no Slurm worker is up"
   for _, n in ipairs(f) do
     local up = n.conn.up
     if up and not n.down then
-      if not best or n.busy < best.busy then
+      local r, ok = want and ids_of(f, n, want.set), true
+      if r then
+        ok, why = resources.could(r, want.need)
+        why = why and "no Slurm node has the ids asked for: " .. why
+      end
+      could = could or ok
+      if (not best or n.busy < best.busy) and (not r or resources.fits(r, want.need)) then
         best = n
       end
     elseif up == nil then
@@ -176,7 +203,7 @@ local function pick(f)
       end
     end
   end
-  return best, left
+  return best, left, not (could or left) and why
 end
 
 function M.launcher(pol)
@@ -185,29 +212,50 @@ function M.launcher(pol)
   local workers = pol.workers ~= false
   local key = pol.slurm or M
 
-  function L.start(argv, cmdstr, spec, w, grace)
+  -- The plan of one attempt: its node, its slots and its ids there; or
+  -- nil and why if no node can run it.
+  function L.place(w, want)
     local f = workers and fleet(key, extra, pol.pool_jobs or state.default_jobs())
-    if f then
-      local n, left = pick(f)
-      while not n and left do -- wait for one that is still starting
-        local conns = {}
-        for _, m in ipairs(f) do
-          conns[#conns + 1] = m.conn
+    if not f then -- a step a job: the pool's ids, as for a local job
+      local grant, why
+      if want then
+        grant, why = resources.acquire(want.set, want.need, want.holder)
+        if not grant then
+          return nil, why
         end
-        worker.ready_any(conns)
-        n, left = pick(f)
       end
-      if not n then
-        return nil, "no Slurm worker is up"
-      end
-      n.busy = n.busy + w
-      return { job = worker.run(n.conn, argv, spec), node = n, w = w }
+      return { w = w, grant = grant }
     end
-    return L.start_step(cmdstr, spec, w, grace)
+    while true do
+      local n, left, never = pick(f, want)
+      if n then
+        n.busy = n.busy + w
+        return { node = n, w = w, grant = want and resources.try(ids_of(f, n, want.set), want.need) }
+      elseif never then
+        return nil, never
+      end
+      -- wait for ids to come back or a worker to come up (or not)
+      local token = {}
+      f.waiting[#f.waiting + 1] = token
+      for _, m in ipairs(f) do
+        if left and m.conn.up == nil then
+          m.conn.waiting[#m.conn.waiting + 1] = token
+        end
+      end
+      sched.await(token)
+    end
   end
 
-  function L.start_step(cmdstr, spec, w, grace)
-    local plan = { status = remote.status_name(status_dir()), remote = true }
+  function L.start(plan, argv, cmdstr, spec, grace)
+    if plan.node then
+      plan.job = worker.run(plan.node.conn, argv, spec)
+      return
+    end
+    L.start_step(plan, cmdstr, spec, plan.w, grace)
+  end
+
+  function L.start_step(plan, cmdstr, spec, w, grace)
+    plan.status, plan.remote = remote.status_name(status_dir()), true
     local inside = os.getenv("SLURM_JOB_ID")
     local argv = inside and { "srun", "-Q", "--exact", "-n1", "-N1" }
       or { "srun", "-Q", "-n1", "-N1", "--job-name=tide" }
@@ -222,7 +270,6 @@ function M.launcher(pol)
       argv[#argv + 1] = word
     end
     plan.argv, plan.spec = argv, remote.client_spec(spec)
-    return plan
   end
 
   function L.finish(plan)

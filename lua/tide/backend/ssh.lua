@@ -24,6 +24,7 @@
 local core = require("tide.core")
 local private = require("tide.backend.private")
 local remote = require("tide.backend.remote")
+local resources = require("tide.run.resources")
 local sched = require("tide.run.sched")
 local sshlogin = require("tide.backend.sshlogin")
 local state = require("tide.state")
@@ -33,6 +34,7 @@ local worker = require("tide.backend.worker")
 local M = {}
 
 local hostsets = {} -- [key] = the slots of the hosts of one hosts option
+local WEAK = { __mode = "k" }
 local masters = {} -- [login] = the state of its ControlMaster
 local sockdir -- where the ControlMaster sockets live
 
@@ -58,7 +60,7 @@ local function hostset(hosts, each, ssh)
   hs = { waiting = {} }
   for i, s in ipairs(hosts) do
     local n, login = sshlogin.parse(s)
-    local h = { login = login, free = n or each, is_local = login == ":" }
+    local h = { login = login, free = n or each, is_local = login == ":", res = setmetatable({}, WEAK) }
     if not h.is_local then
       local words = {}
       for w in login:gmatch("%S+") do
@@ -262,38 +264,66 @@ local function ensure_worker(h)
   return m.conn
 end
 
-local function wake(hs)
-  local token = table.remove(hs.waiting, 1)
-  if token then
-    sched.complete(token)
+-- Wakes hs's waiters: one when slots come back, all when ids do (each
+-- may want a different host's, or none).
+local function wake(hs, all)
+  if all then
+    sched.complete_all(hs.waiting)
+  elseif hs.waiting[1] then
+    sched.complete(table.remove(hs.waiting, 1))
   end
 end
 
--- Takes w slots on the best up host, waiting while none has them.
--- Returns the host, or nil when every host is down.
-local function acquire(hs, w)
+-- h's allocator of want's resources: the pool's set with h's own ids.
+local function ids_of(hs, h, set)
+  local r = h.res[set]
+  if not r then
+    r = resources.place(set, h.login, nil, function()
+      wake(hs, true)
+    end)
+    h.res[set] = r
+  end
+  return r
+end
+
+-- Takes w slots, and want's resources if any, on the up host with the
+-- most free slots among those that have them, waiting while none has.
+-- Returns the host and the grant, or nil and why when no host that is up
+-- can ever run the job.
+local function acquire(hs, w, want)
   while true do
-    local best, any
+    local best, any, could, why
     for _, h in ipairs(hs) do
       if not h.down then
         any = true
-        if h.free >= w and (not best or h.free > best.free) then
+        local r, ok = want and ids_of(hs, h, want.set), true
+        if r then
+          hs.with_ids = true
+          ok, why = resources.could(r, want.need)
+        end
+        could = could or ok
+        if h.free >= w and (not best or h.free > best.free) and (not r or resources.fits(r, want.need)) then
           best = h
         end
       end
     end
     if not any then
-      return nil
+      return nil, "no host is up"
+    elseif not could then
+      return nil, "no host that is up has the ids asked for: " .. why
     end
     if best then
+      -- taken before the master is waited for, when other jobs may look
       best.free = best.free - w
+      local grant = want and resources.try(ids_of(hs, best, want.set), want.need)
       if best.is_local or ensure_master(best) then
-        return best
+        return best, grant
       end
       best.free = best.free + w -- down: its waiters look again
-      for _ = 1, #hs.waiting do
-        wake(hs)
+      if grant then
+        resources.release(grant)
       end
+      wake(hs, true)
     else
       wait_in(hs.waiting)
     end
@@ -302,7 +332,7 @@ end
 
 local function release(hs, h, w)
   h.free = h.free + w
-  wake(hs)
+  wake(hs, hs.with_ids) -- the first waiter may be waiting for ids, not slots
 end
 
 -- Reads the status file of a job whose ssh exited 255: code, signal,
@@ -326,22 +356,27 @@ function M.launcher(pol, each)
   local workers = pol.workers ~= false
   local L = {}
 
-  -- Returns the plan of one attempt: argv, spec to spawn locally; or nil
-  -- and why if no host is up.
-  function L.start(argv, cmdstr, spec, w, grace)
-    local h = acquire(hs, w)
+  -- The plan of one attempt: its host, its slots and its ids there; or
+  -- nil and why if no host that is up can run it.
+  function L.place(w, want)
+    local h, grant = acquire(hs, w, want)
     if not h then
-      return nil, "no host is up"
+      return nil, grant
     end
-    local plan = { host = h, w = w }
+    return { host = h, w = w, grant = grant }
+  end
+
+  -- Completes plan: argv and spec to spawn here, or the job on h's worker.
+  function L.start(plan, argv, cmdstr, spec, grace)
+    local h = plan.host
     if h.is_local then
       plan.argv, plan.spec = argv, spec
-      return plan
+      return
     end
     local conn = workers and ensure_worker(h)
     if conn and conn.up then
       plan.job, plan.conn = worker.run(conn, argv, spec), conn
-      return plan
+      return
     end
     plan.status, plan.remote = remote.status_name(), true
     local a = base_argv(h)
@@ -349,7 +384,6 @@ function M.launcher(pol, each)
       a[#a + 1] = o
     end
     plan.argv, plan.spec = a, remote.client_spec(spec)
-    return plan
   end
 
   -- How the attempt ended there (see backend/init.lua); lost = "lost" if

@@ -64,11 +64,7 @@ end
 
 -- Whoever waits for the connection to be up or to end (M.ready) looks.
 local function wake(conn)
-  local waiting = conn.waiting
-  conn.waiting = {}
-  for _, token in ipairs(waiting) do
-    sched.complete(token)
-  end
+  sched.complete_all(conn.waiting)
 end
 
 -- The end of a connection: its jobs are lost, whoever waits learns why.
@@ -107,7 +103,10 @@ local function dispatch(conn, kind, id, s)
     if s[1] ~= frame.VERSION then
       error(("worker speaks protocol %s, not %s (tide %s there)"):format(s[1], frame.VERSION, s[2]), 0)
     end
-    conn.up, conn.cpus, conn.host = true, tonumber(s[3]), s[4]
+    conn.up, conn.cpus, conn.host, conn.env = true, tonumber(s[3]), s[4], {}
+    for k, v in (s[5] or ""):gmatch("([^=\n]+)=([^\n]*)") do
+      conn.env[k] = v
+    end
     wake(conn)
   end
 end

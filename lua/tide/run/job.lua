@@ -42,7 +42,7 @@ end)
 local M = {}
 
 -- How many times a job whose connection was lost moves to another host
--- before its failure stands.
+-- before a loss counts as a failed attempt (the moves option).
 local MAX_MOVES = 5
 
 -- The options of shell() itself; the job options (timeout, retries...) are
@@ -289,22 +289,36 @@ end
 -- One attempt: returns its result, the job (nil if it could not start),
 -- and whether it must run again: stopped for memory, or its connection to
 -- another machine was lost.  o: the output plan, if the job needs one;
--- via: the launcher of a job that runs elsewhere (backend.lua); more: the
--- environment strings of the resources it was given.
-local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via, more)
+-- via: the launcher of a job that runs elsewhere (backend.lua); want: the
+-- resources it asks for, {set = the pool's, need = {name = count},
+-- holder = books}.
+local function attempt(argv, cmdstr, spec, pol, ctx, books, o, via, want)
   if o then
     output.begin(o, cmdstr)
   end
   local grace = pol.kill_grace or state.KILL_GRACE
   local env = books.task and books.task.env
-  local plan
+  local plan, more, why
+  -- resources are held while this attempt runs, not between attempts; a
+  -- job sent elsewhere gets them from the host its launcher picks
   if via then
-    local why
-    plan, why = via.start(argv, cmdstr, far_spec(spec, env, more), pol.slots or 1, grace)
+    plan, why = via.place(pol.slots or 1, want)
     if not plan then
       return result.not_started(cmdstr, why)
     end
-    books.via, books.plan = via, plan
+    books.via, books.plan, books.grant = via, plan, plan.grant
+  elseif want then
+    local grant
+    grant, why = resources.acquire(want.set, want.need, books)
+    if not grant then
+      return result.not_started(cmdstr, why)
+    end
+  end
+  if books.grant then
+    more = resources.env(books.grant)
+  end
+  if plan then
+    via.start(plan, argv, cmdstr, far_spec(spec, env, more), grace)
     argv, spec, env, more = plan.argv, plan.spec, nil, nil
   end
   local job, msg, name
@@ -419,6 +433,7 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
   end
   local res = p and p.res
   local need = res and resources.need(res, pol)
+  local want = need and { set = res, need = need, holder = books }
   local retries = pol.retries or (pol.retry and math.huge) or 0
   local tries = retries > 0 and {} or nil
   local gated = pol.delay or pol.max_load or pol.min_free
@@ -436,18 +451,14 @@ local function run_controlled(argv, cmdstr, opts, spec, pol, t)
       ctx.gate = ctx.gate or control.gate()
       control.pass(ctx.gate, pol)
     end
-    local again, more
-    if need then
-      -- held while this attempt runs, not between attempts
-      more = resources.env(resources.acquire(res, need, books))
-    end
-    r, job, again = attempt(argv, cmdstr, spec, pol, ctx, books, o, via, more)
-    if need then
+    local again
+    r, job, again = attempt(argv, cmdstr, spec, pol, ctx, books, o, via, want)
+    if books.grant then
       result.resources(r, resources.given(books.grant))
       resources.release(books.grant)
       books.grant = nil
     end
-    if again == "lost" and moved < MAX_MOVES then
+    if again == "lost" and moved < (pol.moves or MAX_MOVES) then
       -- its connection was lost: runs again on another host
       moved = moved + 1
       job:release()

@@ -98,6 +98,17 @@ end
 -- false turns an option off for one call (or one map) when the pool has it.
 local OUTPUT_MODES = { group = true, line = true, ungroup = true, capture = true, null = true }
 
+-- A whole number of at least 0 (1.0 is 1).
+local function count(v)
+  if math.type(v) == "float" and v == math.floor(v) and finite(v) then
+    v = math.tointeger(v)
+  end
+  if math.type(v) == "integer" and v >= 0 then
+    return v
+  end
+  return nil, "a whole number of at least 0"
+end
+
 local JOB = {
   timeout = function(v)
     local p = percent(v)
@@ -112,15 +123,7 @@ local JOB = {
       .. "the median runtime such as '200%'"
   end,
   kill_grace = seconds,
-  retries = function(v)
-    if math.type(v) == "float" and v == math.floor(v) and finite(v) then
-      v = math.tointeger(v)
-    end
-    if math.type(v) == "integer" and v >= 0 then
-      return v
-    end
-    return nil, "a whole number of at least 0"
-  end,
+  retries = count,
   retry_delay = seconds,
   -- the shell that runs command strings: "bash", "/bin/zsh"...
   shell = function(v)
@@ -268,6 +271,9 @@ JOB.workers = function(v)
   end
   return nil, "a boolean"
 end
+-- How many times a job whose host or node is lost runs again elsewhere
+-- without using up an attempt (job.lua); 0: a loss is a failed attempt.
+JOB.moves = count
 -- srun options, and for the allocation tide asks for outside one:
 -- nodes, time, partition, account.
 local SLURM_WHAT = "a list of srun options such as {'--mem=4G'}, with optional fields "

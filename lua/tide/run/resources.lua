@@ -10,8 +10,9 @@
 -- up to at most 1.  Requests are served in the order they came: a job that
 -- needs 4 ids is not overtaken forever by jobs that need 1.
 --
--- An allocator (M.new) is a plain value: the pool holds one, and a backend
--- that knows a host's own devices can hold one per host the same way.
+-- An allocator (M.new) is a plain value: the pool holds one for its local
+-- jobs, and a launcher (backend/) holds one per host or node (M.place),
+-- with that place's own ids, and chooses the place by what is free there.
 local sched = require("tide.run.sched")
 local util = require("tide.util")
 
@@ -58,13 +59,54 @@ local function list_length(t)
   return n
 end
 
+-- A list of ids, checked: the strings the environment will show, or nil
+-- and why.  what: how the messages name the list.
+local function id_list(what, ids)
+  local n = list_length(ids)
+  if not n then
+    return nil, ("%s must be a list of ids %s, got %s"):format(what, EXAMPLE, describe(ids))
+  elseif n == 0 then
+    return nil, ("%s has no ids (give a list such as {0, 1})"):format(what)
+  end
+  local list, seen = {}, {}
+  for i = 1, n do
+    local id = id_string(ids[i])
+    if not id then
+      return nil, ("%s: id #%d must be a number or a non-empty string without a comma, got %s")
+        :format(what, i, describe(ids[i]))
+    elseif seen[id] then
+      return nil, ("%s: id '%s' is given twice"):format(what, id)
+    end
+    list[i], seen[id] = id, true
+  end
+  return list
+end
+
 -- One resource from the pool option's value for name; nil and why.
 local function kind(name, v)
   local ids, env = v, DEFAULT_ENV[name] or {}
+  local hosts
   if type(v) == "table" and v.ids ~= nil then
     for k in pairs(v) do
-      if k ~= "ids" and k ~= "env" then
-        return nil, ("%s has an unknown field %s (ids and env expected)"):format(name, describe(k))
+      if k ~= "ids" and k ~= "env" and k ~= "hosts" then
+        return nil, ("%s has an unknown field %s (ids, env and hosts expected)"):format(name, describe(k))
+      end
+    end
+    if v.hosts ~= nil then
+      if type(v.hosts) ~= "table" or next(v.hosts) == nil then
+        return nil, ("%s.hosts must be a table of a host's or node's own ids such as {node2 = {0, 1}}, got %s")
+          :format(name, describe(v.hosts))
+      end
+      hosts = {}
+      for host, list in pairs(v.hosts) do
+        if type(host) ~= "string" or host == "" then
+          return nil, ("%s.hosts: %s is not a host name"):format(name, describe(host))
+        end
+        local why
+        hosts[host], why = id_list(("%s.hosts['%s']"):format(name, host), list)
+        if not hosts[host] then
+          return nil, why
+        end
       end
     end
     ids = v.ids
@@ -82,25 +124,27 @@ local function kind(name, v)
       end
     end
   end
-  local n = list_length(ids)
-  if not n then
-    return nil, ("%s must be a list of ids %s, got %s"):format(name, EXAMPLE, describe(ids))
-  elseif n == 0 then
-    return nil, ("%s has no ids (give a list such as {0, 1})"):format(name)
+  local list, why = id_list(name, ids)
+  if not list then
+    return nil, why
   end
-  local r = { name = name, ids = {}, cap = {}, holders = {}, vars = { "TIDE_" .. name:upper() } }
-  for i = 1, n do
-    local id = id_string(ids[i])
-    if not id then
-      return nil, ("%s: id #%d must be a number or a non-empty string without a comma, got %s")
-        :format(name, i, describe(ids[i]))
-    elseif r.cap[id] then
-      return nil, ("%s: id '%s' is given twice"):format(name, id)
-    end
-    r.ids[i], r.cap[id], r.holders[id] = id, 1, 0
-  end
+  local r = { name = name, hosts = hosts, vars = { "TIDE_" .. name:upper() } }
   for i = 1, #env do
     r.vars[#r.vars + 1] = env[i]
+  end
+  -- the most ids any one place has: the largest count a job may ask for
+  r.most = #list
+  for _, l in pairs(hosts or {}) do
+    r.most = math.max(r.most, #l)
+  end
+  return r, list
+end
+
+-- r's free ids: list, each whole and held by no one.
+local function fill(r, list)
+  r.ids, r.cap, r.holders = list, {}, {}
+  for _, id in ipairs(list) do
+    r.cap[id], r.holders[id] = 1, 0
   end
   return r
 end
@@ -123,10 +167,11 @@ function M.new(spec, taken)
     elseif taken(name) then
       return nil, ("option 'resources': '%s' is the name of an option, not a resource name"):format(name)
     end
-    local r, why = kind(name, v)
+    local r, list = kind(name, v)
     if not r then
-      return nil, "option 'resources': " .. why
+      return nil, "option 'resources': " .. list
     end
+    fill(r, list)
     local var = r.vars[1]
     if vars[var] then
       return nil, ("option 'resources': %s and %s would both set %s"):format(vars[var], name, var)
@@ -146,12 +191,16 @@ function M.count(set, name, v)
   if v == false then
     return false
   end
-  local n = #set.kind[name].ids
+  local r = set.kind[name]
+  local n = r.most
   if type(v) == "number" and v >= 0 and (v < 1 or (v == math.floor(v) and v <= n)) then
     return math.tointeger(v) or v
   elseif type(v) == "number" and v == math.floor(v) and v > n and v < 2 ^ 53 then
+    if r.hosts then
+      return nil, ("option '%s' asks for %s ids but no host has more than %d"):format(name, describe(v), n)
+    end
     return nil, ("option '%s' asks for %s ids but the pool has %d (%s)")
-      :format(name, describe(v), n, table.concat(set.kind[name].ids, ", "))
+      :format(name, describe(v), n, table.concat(r.ids, ", "))
   end
   return nil, ("option '%s' must be a number of ids: a whole number up to %d, or a fraction below 1 to "
     .. "share one, got %s"):format(name, n, describe(v))
@@ -230,15 +279,73 @@ local function serve(set)
   end
 end
 
+-- Whether set could ever give need (it has enough ids): true, or false
+-- and why.
+function M.could(set, need)
+  for name, c in pairs(need) do
+    local n = #set.kind[name].ids
+    if n < c then
+      return false, ("%d '%s' ids asked for, %s has %d (%s)")
+        :format(c, name, set.place or "the pool", n, table.concat(set.kind[name].ids, ", "))
+    end
+  end
+  return true
+end
+
 -- Waits in the calling task until set can give need, then gives it:
 -- holder.grant is the grant from the moment it is made, so whoever closes
 -- holder gives it back even when the task is cancelled before it resumes.
+-- nil and why if set can never give it.
 function M.acquire(set, need, holder)
+  local ok, why = M.could(set, need)
+  if not ok then
+    return nil, why
+  end
   sched.wait_turn(set.queue, { need = need, holder = holder }, function()
     serve(set)
   end)
   return holder.grant
 end
+
+-- The allocator of one place (an ssh host, a Slurm node) for a pool's
+-- set: the same resources with that place's own ids.  A resource's ids
+-- there are, first, what the place's environment env says, as Slurm sets
+-- CUDA_VISIBLE_DEVICES for a step given GRES (env: {NAME = value}, from
+-- the worker); else the ids the pool gives that place by name (gpu =
+-- {ids = ..., hosts = {node2 = {0, 1}}}); else the pool's list.
+-- on_release is called whenever ids come back, for the place's waiters.
+function M.place(set, place, env, on_release)
+  local p = { names = set.names, kind = {}, queue = {}, place = ("'%s'"):format(place), on_release = on_release }
+  for name, r in pairs(set.kind) do
+    local list = r.hosts and r.hosts[place] or r.ids
+    for i = 2, #r.vars do
+      local v = env and env[r.vars[i]]
+      if v and v ~= "" then
+        list = {}
+        for id in v:gmatch("[^,]+") do
+          list[#list + 1] = id
+        end
+        break
+      end
+    end
+    p.kind[name] = fill({ name = name, vars = r.vars, most = r.most }, list)
+  end
+  return p
+end
+
+-- Whether need is free in set now.
+function M.fits(set, need)
+  for name, c in pairs(need) do
+    if not pick(set.kind[name], c) then
+      return false
+    end
+  end
+  return true
+end
+
+-- Takes need from set at once if it is free (a place's allocator, whose
+-- launcher orders its own waiters): a grant, or nil.
+M.try = take
 
 -- Gives a grant's ids back and serves whoever waits for them.
 function M.release(g)
@@ -254,6 +361,9 @@ function M.release(g)
     end
   end
   serve(set)
+  if set.on_release then
+    set.on_release()
+  end
 end
 
 -- The job's environment from a grant: "TIDE_GPU=0,1" and the others.

@@ -280,6 +280,17 @@ function M.wait_turn(queue, token, serve)
   end)
 end
 
+-- Completes every token in queue (see wait_turn) and empties it: each
+-- task waiting there looks again at what it waits for.
+function M.complete_all(queue)
+  local n = #queue
+  for i = 1, n do
+    local token = queue[i]
+    queue[i] = nil
+    M.complete(token)
+  end
+end
+
 -- Starts a process (core.spawn's arguments); when descriptors or
 -- processes run out, waits for running jobs to finish and tries again
 -- rather than failing (pool(200) under `ulimit -n 64`).  With nothing
