@@ -34,6 +34,42 @@ static char *append_uint(char *p, uint64_t v) {
   return p + n;
 }
 
+/* Writes tostring's text of d (LUAI_NUMFFORMAT "%.14g", then ".0" when
+ * that looks like an integer) into out (32 bytes) without snprintf, for
+ * what a worker mostly sends: times in seconds that are whole micro- or
+ * nanoseconds.  Returns its length, or 0 for Lua to do it.  Exact: such a
+ * d is the double nearest k / 10^s with k < 10^14, so its 14 significant
+ * digits are k's, and %g drops the trailing zeros, as done here. */
+static size_t put_float(double d, char *out) {
+  static const double scale[] = {1e6, 1e9};
+  static const uint64_t pow10[] = {1000000, 1000000000};
+  static const int digits[] = {6, 9};
+  if (!(d >= 1e-4 && d < 1e5)) return 0; /* %g's exponent form, or k too long */
+  for (int i = 0; i < 2; i++) {
+    uint64_t k = (uint64_t)(d * scale[i] + 0.5);
+    if ((double)k / scale[i] != d) continue;
+    char *p = append_uint(out, k / pow10[i]);
+    uint64_t frac = k % pow10[i];
+    *p++ = '.';
+    if (frac == 0) {
+      *p++ = '0';
+    } else {
+      int n = digits[i];
+      while (frac % 10 == 0) {
+        frac /= 10;
+        n--;
+      }
+      for (int j = n - 1; j >= 0; j--) {
+        p[j] = (char)('0' + frac % 10);
+        frac /= 10;
+      }
+      p += n;
+    }
+    return (size_t)(p - out);
+  }
+  return 0;
+}
+
 /* core.frame(kind, id, list [, n]) -> the bytes of one frame carrying
  * list[1..n] (n defaults to #list).  Numbers and other values go as
  * tostring() writes them. */
@@ -56,8 +92,15 @@ int tide_frame_encode(lua_State *L) {
       lua_pop(L, 1);
       lua_pushlstring(L, s, (size_t)(tmp + sizeof tmp - s));
     } else if (t != LUA_TSTRING) {
-      luaL_tolstring(L, -1, NULL);
-      lua_remove(L, -2);
+      char tmp[32];
+      size_t len = t == LUA_TNUMBER ? put_float(lua_tonumber(L, -1), tmp) : 0;
+      if (len) {
+        lua_pop(L, 1);
+        lua_pushlstring(L, tmp, len);
+      } else {
+        luaL_tolstring(L, -1, NULL);
+        lua_remove(L, -2);
+      }
     }
     total += lua_rawlen(L, -1);
   }

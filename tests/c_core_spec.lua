@@ -98,6 +98,33 @@ describe("tide.core", function()
   end)
 end)
 
+describe("tide.core.frame", function()
+  it("writes a float as tostring does, whole micro- and nanoseconds (its fast path) or not", function()
+    local r = h.script([[
+      local core = require("tide.core")
+      local vals = { 1e-4, 9.9e-5, 0.00010000001, 99999.999999999, 99999.999999, 1e5, 2.0, 0.5, 0.00514846,
+        0.1 + 0.2, 1 / 3, 3.0000001, 1.000000001, 12345.678901234, 0 / 0, math.huge, -0.5 }
+      math.randomseed(42)
+      for i = 1, 20000 do
+        local k = i % 5
+        vals[#vals + 1] = k == 0 and math.random(0, 10 ^ 11) / 1e6 or k == 1 and math.random(0, 10 ^ 13) / 1e9
+          or k == 2 and math.random(0, 10 ^ 14) / 1e9 or k == 3 and math.random() * 10 ^ math.random(-6, 6)
+          or math.random(0, 10 ^ 6) / 1e6 + math.random(0, 100)
+      end
+      local bad = {}
+      for _, v in ipairs(vals) do
+        local f = core.frame("x", 1, { v })
+        if f:sub(f:find("\n", 1, true) + 1) ~= tostring(v) then
+          bad[#bad + 1] = f .. " for " .. tostring(v)
+        end
+      end
+      print(#vals, #bad, bad[1])
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("20017\t0\tnil\n", r.out)
+  end)
+end)
+
 describe("the host", function()
   it("closes the Lua state on SIGTERM, so __gc runs, and exits 143", function()
     local r = h.signal_run([[
