@@ -304,6 +304,8 @@ int luaopen_tide_core(lua_State *L) {
                                    {"executable", core_executable},
                                    {"self", core_self},
                                    {"glob", tide_glob},
+                                   {"frame", tide_frame_encode},
+                                   {"unframe", tide_frame_decode},
                                    {"resume", tide_resume},
                                    {"signame", core_signame},
                                    {"time", core_time},

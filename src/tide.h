@@ -18,7 +18,7 @@
  *   6 proc.c          jobs: process lifetime, exit watching, pipes
  *   7 reaper.c timer.c  orphans; timers
  *   8 loop.c          loop set-up, the driver step, teardown
- *   9 lcore_job.c lcore_store.c glob.c   tide.core bindings
+ *   9 lcore_job.c lcore_store.c glob.c frame.c   tide.core bindings
  *  10 core.c          the tide.core module
  *  11 preload.c main.c module.c  the hosts: the executable, tide.so
  */
@@ -351,7 +351,7 @@ int tide_step(lua_State *L);
 void tide_teardown(uint64_t grace_ms);
 void tide_loop_close(void);
 
-/* ---- bindings: lcore_job.c, lcore_store.c, glob.c ---- */
+/* ---- bindings: lcore_job.c, lcore_store.c, glob.c, frame.c ---- */
 
 int tide_job_spawn(lua_State *L);
 int tide_job_virtual_new(lua_State *L);
@@ -362,6 +362,9 @@ void tide_store_register(lua_State *L);
 int tide_store_new(lua_State *L);
 /* core.glob(pattern), matches in file system order */
 int tide_glob(lua_State *L);
+/* core.frame, core.unframe: the frames between tide and its workers */
+int tide_frame_encode(lua_State *L);
+int tide_frame_decode(lua_State *L);
 
 /* ---- core.c: the tide.core module; preload.c: embedded Lua ---- */
 

@@ -70,6 +70,59 @@ describe("tide.core", function()
     assert.are.equal(0, r.code, r.err)
     assert.are.equal("false\nfalse\nfalse\nfalse\n32\t2\n", r.out)
   end)
+
+  it("frame and unframe: values as tostring writes them, partial and malformed frames, bad arguments", function()
+    local r = h.script([[
+      local core = require("tide.core")
+      local f = core.frame("end", 7, { 0, "", 0.5, 2 ^ 63, -1, true }, 7) -- the 7th is nil
+      print((f:gsub("\n", "|")))
+      local kind, id, s, at = core.unframe("xx" .. f .. "tail", 3)
+      print(kind, id, #s, s[3], s[7], at == #f + 3)
+      print(core.unframe(f:sub(1, 10)), core.unframe(f:sub(1, -2)))
+      for _, bad in ipairs({ "GET / HTTP/1.0\n", "run 1 2 3\nabc", "run x 0\n", "run 1 1 99999999999999999\n",
+                             ("y"):rep(5000) }) do
+        print(core.unframe(bad))
+      end
+      print(pcall(core.frame, "k", -1, {}))
+      print(pcall(core.frame, "k", 1, {}, -1))
+      print(pcall(core.unframe, "x", 3))
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("end 7 7 1 0 3 19 2 4 3|00.59.2233720368548e+18-1truenil\n"
+      .. "end\t7\t7\t0.5\tnil\ttrue\n"
+      .. "nil\tnil\t55\n"
+      .. "false\theader\nfalse\tcount\nfalse\theader\nfalse\theader\nfalse\tlong\n"
+      .. "false\tbad argument #2 to 'tide.core.frame' (negative id)\n"
+      .. "false\tbad argument #4 to 'tide.core.frame' (bad count)\n"
+      .. "false\tbad argument #2 to 'tide.core.unframe' (out of range)\n", r.out)
+  end)
+end)
+
+describe("tide.core.frame", function()
+  it("writes a float as tostring does, whole micro- and nanoseconds (its fast path) or not", function()
+    local r = h.script([[
+      local core = require("tide.core")
+      local vals = { 1e-4, 9.9e-5, 0.00010000001, 99999.999999999, 99999.999999, 1e5, 2.0, 0.5, 0.00514846,
+        0.1 + 0.2, 1 / 3, 3.0000001, 1.000000001, 12345.678901234, 0 / 0, math.huge, -0.5 }
+      math.randomseed(42)
+      for i = 1, 20000 do
+        local k = i % 5
+        vals[#vals + 1] = k == 0 and math.random(0, 10 ^ 11) / 1e6 or k == 1 and math.random(0, 10 ^ 13) / 1e9
+          or k == 2 and math.random(0, 10 ^ 14) / 1e9 or k == 3 and math.random() * 10 ^ math.random(-6, 6)
+          or math.random(0, 10 ^ 6) / 1e6 + math.random(0, 100)
+      end
+      local bad = {}
+      for _, v in ipairs(vals) do
+        local f = core.frame("x", 1, { v })
+        if f:sub(f:find("\n", 1, true) + 1) ~= tostring(v) then
+          bad[#bad + 1] = f .. " for " .. tostring(v)
+        end
+      end
+      print(#vals, #bad, bad[1])
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("20017\t0\tnil\n", r.out)
+  end)
 end)
 
 describe("the host", function()

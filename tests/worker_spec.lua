@@ -90,3 +90,54 @@ describe("tide --worker", function()
     assert.truthy(r.err:find("--worker takes no arguments", 1, true), r.err)
   end)
 end)
+
+describe("frames (backend/frame.lua)", function()
+  it("read the same pushed a byte at a time, in odd pieces, or all at once", function()
+    local r = h.script([[
+      local frame = require("tide.backend.frame")
+      local big = ("x\n\0"):rep(50000)
+      local bytes = frame.encode("out", 3, {1, big}) .. frame.encode("end", 3, {0, "", 0.5, 7})
+        .. frame.encode("hello", 0, {}) .. frame.encode("run", 12, {"", "a b", "\n"})
+      local function read(step)
+        local fr, got = frame.reader(), {}
+        for i = 1, #bytes, step do
+          fr:push(bytes:sub(i, i + step - 1))
+          for kind, id, s in fr.next, fr do
+            got[#got + 1] = kind .. id .. "=" .. table.concat(s, "|")
+          end
+        end
+        return table.concat(got, ";")
+      end
+      local want = read(#bytes)
+      assert(want == "out3=1|" .. big .. ";end3=0||0.5|7;hello0=;run12=|a b|\n", want:sub(1, 80))
+      for _, step in ipairs({1, 7, 4096, 65536}) do
+        assert(read(step) == want, step)
+      end
+      io.write("ok\n")
+    ]])
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("ok\n", r.out)
+  end)
+end)
+
+describe("a worker under tide (tests/fakessh as its host)", function()
+  local fakessh = io.popen("pwd"):read("l") .. "/tests/fakessh"
+
+  it("moves a big binary output to tide byte-exact, in many frames", function()
+    local dir = h.tmpdir()
+    local data = dir .. "/data"
+    os.execute(("head -c 8388608 /dev/urandom > %s; printf 'a\\nb\\000' >> %s"):format(h.quote(data), h.quote(data)))
+    local r = h.script(([[
+      local f = assert(io.open(%q, "rb"))
+      local want = f:read("a")
+      f:close()
+      local got = shell("cat %s; echo err >&2", {hosts = {"1/%s h1"}, capture = true})
+      assert(got.ok, got.stderr)
+      assert(got.stderr == "err\n", got.stderr)
+      io.write(#got.stdout, " ", tostring(got.stdout == want), "\n")
+    ]]):format(data, h.quote(data), fakessh))
+    os.execute("rm -rf " .. h.quote(dir))
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("8388612 true\n", r.out)
+  end)
+end)

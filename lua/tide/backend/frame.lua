@@ -13,79 +13,98 @@ local M = {}
 -- Protocol version: a worker of another version is refused at hello.
 M.VERSION = "1"
 
-local concat = table.concat
+local core = require("tide.core")
 
--- The bytes of one frame.
-function M.encode(kind, id, ...)
-  local n = select("#", ...)
-  local lens, strs = {}, { ... }
-  for i = 1, n do
-    local s = strs[i]
-    if type(s) ~= "string" then
-      s = tostring(s)
-      strs[i] = s
+local concat = table.concat
+local unframe = core.unframe
+
+-- The bytes of one frame carrying the strings list[1..n] (n defaults to
+-- #list; numbers go as tostring writes them): core.frame.
+M.encode = core.frame
+
+-- The frame at buf[pos..]: kind, id, strings (a list), the position after
+-- it; or nil and how many bytes from pos the frame needs (nil while its
+-- header is not whole).  A malformed header raises: the far end is not a
+-- tide worker.
+local function parse(buf, pos)
+  local kind, id, strs, at = unframe(buf, pos)
+  if kind == false then
+    local nl = buf:find("\n", pos, true)
+    if id == "count" then
+      error(("not a tide worker: bad frame header %q"):format(buf:sub(pos, nl - 1)), 0)
     end
-    lens[i] = #s
+    error(("not a tide worker: %q"):format(buf:sub(pos, math.min((nl or #buf + 1) - 1, pos + 79))), 0)
   end
-  return kind .. " " .. id .. " " .. n .. (n > 0 and " " .. concat(lens, " ") or "") .. "\n" .. concat(strs)
+  return kind, id, strs, at
 end
 
 -- A reader of frames out of a byte stream: r:push(bytes), then
 -- r:next() -> kind, id, strings (a list), or nil until a whole frame came.
--- A malformed header raises: the far end is not a tide worker.
+--
+-- What came and was not read yet is buf[pos..] and then the chunks pushed
+-- since: they are joined only when a frame's header is wanted or its
+-- whole body is there, so a big frame arriving in many reads is copied
+-- once, not once a read.
 local Reader = {}
 Reader.__index = Reader
 
 function M.reader()
-  return setmetatable({ buf = "", pos = 1 }, Reader)
+  return setmetatable({ buf = "", pos = 1, chunks = {}, nchunks = 0, avail = 0, need = nil }, Reader)
 end
 
 function Reader:push(bytes)
   if bytes ~= "" then
-    if self.pos > 1 then
-      self.buf = self.buf:sub(self.pos) .. bytes
-      self.pos = 1
-    else
-      self.buf = self.buf .. bytes
+    local n = self.nchunks + 1
+    self.chunks[n], self.nchunks, self.avail = bytes, n, self.avail + #bytes
+  end
+end
+
+-- (`..` of two strings copies once; table.concat copies twice, into its
+-- buffer and out of it.)
+local function join(self)
+  local chunks, n = self.chunks, self.nchunks
+  local rest = self.pos <= #self.buf and self.buf:sub(self.pos)
+  if not rest and n == 1 then
+    self.buf = chunks[1] -- the usual case: nothing left over, one read
+  elseif rest and n == 1 then
+    self.buf = rest .. chunks[1]
+  else
+    if rest then
+      table.insert(chunks, 1, rest)
+      n = n + 1
     end
+    self.buf = concat(chunks, "", 1, n)
+  end
+  self.pos, self.nchunks = 1, 0
+  for i = n, 1, -1 do
+    chunks[i] = nil
   end
 end
 
 function Reader:next()
-  local buf, pos = self.buf, self.pos
-  local nl = buf:find("\n", pos, true)
-  if not nl then
-    if #buf - pos > 4096 then
-      error(("not a tide worker: %q"):format(buf:sub(pos, pos + 79)), 0)
-    end
-    return nil
+  local need = self.need
+  if need and self.avail < need then
+    return nil -- the frame whose header was read is not whole yet
   end
-  local kind, id, n, rest = buf:sub(pos, nl - 1):match("^(%a+) (%d+) (%d+) ?([%d ]*)$")
+  if self.nchunks > 0 and (need or not self.buf:find("\n", self.pos, true)) then
+    join(self)
+  end
+  local kind, id, strs, at = parse(self.buf, self.pos)
+  if not kind and id and self.avail >= id then -- whole, its end among the chunks
+    join(self)
+    kind, id, strs, at = parse(self.buf, self.pos)
+  end
   if not kind then
-    error(("not a tide worker: %q"):format(buf:sub(pos, math.min(nl - 1, pos + 79))), 0)
-  end
-  n = tonumber(n)
-  local lens, total = {}, 0
-  for l in rest:gmatch("%d+") do
-    lens[#lens + 1] = tonumber(l)
-    total = total + lens[#lens]
-  end
-  if #lens ~= n then
-    error(("not a tide worker: bad frame header %q"):format(buf:sub(pos, nl - 1)), 0)
-  end
-  if #buf - nl < total then
+    self.need = id
     return nil
   end
-  local strs, at = {}, nl + 1
-  for i = 1, n do
-    strs[i] = buf:sub(at, at + lens[i] - 1)
-    at = at + lens[i]
-  end
-  self.pos = at
-  if at > #buf then
+  self.need, self.avail = nil, self.avail - (at - self.pos)
+  if at > #self.buf then
     self.buf, self.pos = "", 1
+  else
+    self.pos = at
   end
-  return kind, tonumber(id), strs
+  return kind, id, strs
 end
 
 return M

@@ -20,15 +20,31 @@ local tasks = 0 -- requests not finished (their jobs may not have started)
 local stopping = false -- stdin ended: stop every job, start none for long
 local gone = false -- the coordinator's end of stdout is closed
 
-local function send(kind, id, ...)
-  if gone then
+-- Frames go out once a loop turn, all at once, before the worker waits
+-- (sched.on_idle): jobs that end together cost one write, not one each.
+local pending, npending = {}, 0
+
+local function flush()
+  if npending == 0 then
     return
   end
-  if not core.write(1, frame.encode(kind, id, ...)) then
+  local bytes = npending == 1 and pending[1] or table.concat(pending, "", 1, npending)
+  for i = 1, npending do
+    pending[i] = nil
+  end
+  npending = 0
+  if not gone and not core.write(1, bytes) then
     gone = true -- no one to tell: stop everything
     for _, job in pairs(jobs) do
       job:terminate(state.KILL_GRACE)
     end
+  end
+end
+
+local function send(kind, id, list, n)
+  if not gone then
+    npending = npending + 1
+    pending[npending] = frame.encode(kind, id, list, n)
   end
 end
 
@@ -59,7 +75,7 @@ local function run(id, s)
   end
   local job, msg, name = spawn(argv, spec)
   if not job then
-    send("fail", id, msg, name or "")
+    send("fail", id, { msg, name or "" }, 2)
     return
   end
   jobs[id] = job
@@ -70,7 +86,7 @@ local function run(id, s)
     for k, stream in ipairs(STREAMS) do
       local b = job:take(stream)
       if b ~= "" then
-        send("out", id, k, b)
+        send("out", id, { k, b }, 2)
       end
     end
   end
@@ -81,7 +97,7 @@ local function run(id, s)
   jobs[id] = nil
   local code, signal, elapsed = job:result()
   local user, sys, rss = job:usage()
-  send("end", id, code or "", signal or "", elapsed, user, sys, rss)
+  send("end", id, { code or "", signal or "", elapsed, user, sys, rss }, 6)
   job:release()
 end
 
@@ -152,7 +168,8 @@ function M.main()
     io.stderr:write("tide --worker: cannot read stdin: ", msg, "\n")
     return 2
   end
-  send("hello", 0, frame.VERSION, core.version, core.cpus(), M.hostname(), devices())
+  sched.on_idle = flush
+  send("hello", 0, { frame.VERSION, core.version, core.cpus(), M.hostname(), devices() }, 5)
   local fr = frame.reader()
   local ended = false
   while not ended and not gone do
@@ -175,6 +192,7 @@ function M.main()
   sched.drive(function()
     return tasks == 0
   end)
+  flush()
   return 0
 end
 

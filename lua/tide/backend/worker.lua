@@ -20,8 +20,6 @@ local state = require("tide.state")
 
 local M = {}
 
-local unpack = table.unpack
-
 -- A job on a worker: the virtual job's methods, with stopping sent there.
 local Job = {}
 Job.__index = Job
@@ -31,8 +29,8 @@ for name, f in pairs(debug.getregistry()["tide.job"].__index) do
   end
 end
 
-local function send(conn, kind, id, ...)
-  return conn.job:send(frame.encode(kind, id, ...))
+local function send(conn, kind, id, list)
+  return conn.job:send(frame.encode(kind, id, list))
 end
 
 function Job.pid()
@@ -45,14 +43,14 @@ function Job:kill(sig)
     return false
   end
   if sig ~= 0 then
-    send(self.conn, "kill", self.id, sig or "SIGTERM")
+    send(self.conn, "kill", self.id, { sig or "SIGTERM" })
   end
   return true
 end
 
 function Job:terminate(grace)
   if not self.ended then
-    send(self.conn, "term", self.id, grace or state.KILL_GRACE)
+    send(self.conn, "term", self.id, { grace or state.KILL_GRACE })
   end
 end
 Job.hangup = Job.terminate
@@ -229,7 +227,7 @@ function M.run(conn, argv, spec)
     end
   end
   conn.jobs[id] = p
-  if not (conn.up and send(conn, "run", id, unpack(s))) then
+  if not (conn.up and send(conn, "run", id, s)) then
     conn.jobs[id] = nil
     p.lost = true
     settle(p, nil, "SIGKILL")

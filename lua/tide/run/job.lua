@@ -253,6 +253,12 @@ local Books = {
   end,
 }
 
+-- e[NAME] = value, of "NAME=value".
+local function put_env(e, kv)
+  local eq = kv:find("=", 1, true)
+  e[kv:sub(1, eq - 1)] = kv:sub(eq + 1)
+end
+
 -- The spawn options of a job run elsewhere: the environment strings tide
 -- gives it (env, more) go to the far end, under the job's own env.
 local function far_spec(spec, env, more)
@@ -263,11 +269,15 @@ local function far_spec(spec, env, more)
   for k, v in pairs(spec or EMPTY) do
     s[k] = v
   end
-  for _, list in ipairs({ type(env) == "string" and { env } or env or EMPTY, more or EMPTY }) do
-    for _, kv in ipairs(list) do
-      local k, v = kv:match("^([^=]*)=(.*)$")
-      e[k] = v
+  if type(env) == "string" then
+    put_env(e, env)
+  else
+    for _, kv in ipairs(env or EMPTY) do
+      put_env(e, kv)
     end
+  end
+  for _, kv in ipairs(more or EMPTY) do
+    put_env(e, kv)
   end
   for k, v in pairs(s.env or EMPTY) do
     e[k] = v

@@ -25,7 +25,8 @@ local runq, head, tail = {}, 1, 0
 local fired, nfired = {}, 0 -- watchers whose object completed
 local current -- the task the driver is resuming, if any
 
--- Called before each wait for the loop, when set (progress.lua's redraw).
+-- Called before each wait for the loop, when set: progress.lua's redraw in
+-- a script, the writing of a turn's frames in `tide --worker` (serve.lua).
 M.on_idle = nil
 
 local function ready(t)
