@@ -29,27 +29,24 @@ local FIXED = {
   ["+."] = function(v)
     return v:match("^.*%.(.*)$") or ""
   end,
-  ["+.."] = function(v)
-    return v:match("^.*%.([^/.]*%.[^/.]*)$") or ""
-  end,
-  ["+..."] = function(v)
-    return v:match("^.*%.([^/.]*%.[^/.]*%.[^/.]*)$") or ""
-  end,
-  [".."] = function(v)
-    return v:match("^(.-)%.[^/.]*%.[^/.]*$") or v
-  end,
-  ["..."] = function(v)
-    return v:match("^(.-)%.[^/.]*%.[^/.]*%.[^/.]*$") or v
-  end,
-  ["/.."] = function(v)
-    v = v:match("[^/]*$")
-    return v:match("^(.-)%.[^/.]*%.[^/.]*$") or v
-  end,
-  ["/..."] = function(v)
-    v = v:match("[^/]*$")
-    return v:match("^(.-)%.[^/.]*%.[^/.]*%.[^/.]*$") or v
-  end,
 }
+-- The last 2 or 3 extensions ({+..}), and the name without them ({..}),
+-- or its basename without them ({/..}).
+for n = 2, 3 do
+  local dots = ("."):rep(n)
+  local ext = "^.*%.(" .. ("[^/.]*%."):rep(n - 1) .. "[^/.]*)$"
+  local stem = "^(.-)" .. ("%.[^/.]*"):rep(n) .. "$"
+  FIXED["+" .. dots] = function(v)
+    return v:match(ext) or ""
+  end
+  FIXED[dots] = function(v)
+    return v:match(stem) or v
+  end
+  FIXED["/" .. dots] = function(v)
+    v = v:match("[^/]*$")
+    return v:match(stem) or v
+  end
+end
 
 -- A Perl regexp of the common subset as a Lua pattern.
 local function pattern(re, what)
