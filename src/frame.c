@@ -177,7 +177,9 @@ int tide_frame_decode(lua_State *L) {
       q++;
     } else if (get_uint(&q, nl, &l)) {
       count++;
+      /* 16 digits at most each, so this cannot wrap before it is caught */
       total += l;
+      if (total > (uint64_t)1 << 48) break;
     } else {
       goto bad;
     }
