@@ -98,13 +98,21 @@ end
 -- false turns an option off for one call (or one map) when the pool has it.
 local OUTPUT_MODES = { group = true, line = true, ungroup = true, capture = true, null = true }
 
--- A whole number of at least 0 (1.0 is 1).
-local function count(v)
+-- v as an integer if it is a whole number (1.0 is 1) of at least least.
+local function whole_number(v, least)
   if math.type(v) == "float" and v == math.floor(v) and finite(v) then
     v = math.tointeger(v)
   end
-  if math.type(v) == "integer" and v >= 0 then
+  if math.type(v) == "integer" and v >= least then
     return v
+  end
+end
+
+-- A whole number of at least 0.
+local function count(v)
+  local n = whole_number(v, 0)
+  if n then
+    return n
   end
   return nil, "a whole number of at least 0"
 end
@@ -335,12 +343,7 @@ end
 
 -- The slots option: a whole number of at least 1.
 function M.slots(v)
-  if math.type(v) == "float" and v == math.floor(v) and finite(v) then
-    v = math.tointeger(v)
-  end
-  if math.type(v) == "integer" and v >= 1 then
-    return v
-  end
+  return whole_number(v, 1)
 end
 
 ---------------------------------------------------------------------------
