@@ -146,6 +146,9 @@ local function fleet(key, extra, ntasks)
   local f = fleets[key]
   if not f then
     f = { waiting = {} }
+    f.wake = function() -- a node's ids came back
+      sched.complete_all(f.waiting)
+    end
     fleets[key] = f
   end
   sched.once(f, function()
@@ -158,25 +161,6 @@ local function fleet(key, extra, ntasks)
   return f.up and f
 end
 
--- Wakes whoever waits for a node of f to free ids or to come up.
-local function wake(f)
-  sched.complete_all(f.waiting)
-end
-
--- n's allocator of set's resources: the ids Slurm gave its step (GRES,
--- which its worker reported), else the ones the pool names for the node,
--- else the pool's.
-local function ids_of(f, n, set)
-  local r = n.res[set]
-  if not r then
-    r = resources.place(set, n.conn.host or "?", n.conn.env, function()
-      wake(f)
-    end)
-    n.res[set] = r
-  end
-  return r
-end
-
 -- The least busy worker that is up and has want's ids free; then whether
 -- some worker is still starting, and why none could ever run the job (no
 -- node has that many ids); a worker that could not start is said so once.
@@ -185,13 +169,14 @@ local function pick(f, want)
   for _, n in ipairs(f) do
     local up = n.conn.up
     if up and not n.down then
-      local r, ok = want and ids_of(f, n, want.set), true
-      if r then
-        ok, why = resources.could(r, want.need)
-        why = why and "no Slurm node has the ids asked for: " .. why
-      end
+      -- its ids: those Slurm gave its step (GRES, which its worker
+      -- reported), else the ones the pool names for the node, else the pool's
+      local ok, no, fits = resources.judge(n, want, n.conn.host or "?", n.conn.env, f.wake)
       could = could or ok
-      if (not best or n.busy < best.busy) and (not r or resources.fits(r, want.need)) then
+      if no then
+        why = "no Slurm node has the ids asked for: " .. no
+      end
+      if (not best or n.busy < best.busy) and fits then
         best = n
       end
     elseif up == nil then
@@ -230,7 +215,7 @@ function M.launcher(pol)
       local n, left, never = pick(f, want)
       if n then
         n.busy = n.busy + w
-        return { node = n, w = w, grant = want and resources.try(ids_of(f, n, want.set), want.need) }
+        return { node = n, w = w, grant = resources.take_at(n, want) }
       elseif never then
         return nil, never
       end

@@ -274,35 +274,24 @@ local function wake(hs, all)
   end
 end
 
--- h's allocator of want's resources: the pool's set with h's own ids.
-local function ids_of(hs, h, set)
-  local r = h.res[set]
-  if not r then
-    r = resources.place(set, h.login, nil, function()
-      wake(hs, true)
-    end)
-    h.res[set] = r
-  end
-  return r
-end
-
 -- Takes w slots, and want's resources if any, on the up host with the
 -- most free slots among those that have them, waiting while none has.
 -- Returns the host and the grant, or nil and why when no host that is up
 -- can ever run the job.
 local function acquire(hs, w, want)
+  if want and not hs.ids_back then
+    hs.ids_back = function() -- a host's ids came back
+      wake(hs, true)
+    end
+  end
   while true do
     local best, any, could, why
     for _, h in ipairs(hs) do
       if not h.down then
         any = true
-        local r, ok = want and ids_of(hs, h, want.set), true
-        if r then
-          hs.with_ids = true
-          ok, why = resources.could(r, want.need)
-        end
-        could = could or ok
-        if h.free >= w and (not best or h.free > best.free) and (not r or resources.fits(r, want.need)) then
+        local ok, no, fits = resources.judge(h, want, h.login, nil, hs.ids_back)
+        could, why = could or ok, no or why
+        if h.free >= w and (not best or h.free > best.free) and fits then
           best = h
         end
       end
@@ -315,7 +304,7 @@ local function acquire(hs, w, want)
     if best then
       -- taken before the master is waited for, when other jobs may look
       best.free = best.free - w
-      local grant = want and resources.try(ids_of(hs, best, want.set), want.need)
+      local grant = resources.take_at(best, want)
       if best.is_local or ensure_master(best) then
         return best, grant
       end
@@ -332,7 +321,7 @@ end
 
 local function release(hs, h, w)
   h.free = h.free + w
-  wake(hs, hs.with_ids) -- the first waiter may be waiting for ids, not slots
+  wake(hs, hs.ids_back ~= nil) -- the first waiter may be waiting for ids, not slots
 end
 
 -- Reads the status file of a job whose ssh exited 255: code, signal,

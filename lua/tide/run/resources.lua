@@ -343,9 +343,28 @@ function M.fits(set, need)
   return true
 end
 
--- Takes need from set at once if it is free (a place's allocator, whose
--- launcher orders its own waiters): a grant, or nil.
-M.try = take
+-- For a launcher choosing among places (ssh hosts, Slurm nodes):
+-- whether place could ever give want.need, why not, and whether it can
+-- now.  The place's allocator is made once, by M.place with name, env and
+-- on_release, and kept in place.res[want.set].  No want: any place can.
+function M.judge(place, want, name, env, on_release)
+  if not want then
+    return true, nil, true
+  end
+  local r = place.res[want.set]
+  if not r then
+    r = M.place(want.set, name, env, on_release)
+    place.res[want.set] = r
+  end
+  local ok, why = M.could(r, want.need)
+  return ok, why, ok and M.fits(r, want.need)
+end
+
+-- Takes want.need at a place judged before, at once if it is free (the
+-- launcher orders its own waiters): a grant, or nil (also for no want).
+function M.take_at(place, want)
+  return want and take(place.res[want.set], want.need)
+end
 
 -- Gives a grant's ids back and serves whoever waits for them.
 function M.release(g)
